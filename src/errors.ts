@@ -1,0 +1,91 @@
+/**
+ * The one error family of tokbind. Every rejection of input — a malformed header, an invalid
+ * signature, a connection that does not meet the TLS conditions — is a {@link TokenBindingError}
+ * with a stable `code`. API misuse (an argument of the wrong type) throws a plain `TypeError`.
+ *
+ * Tests and callers branch on `code`, never on `message`.
+ */
+
+/** Every code tokbind may raise, with what it means. */
+export const TokenBindingErrorCodes = {
+  /** The TokenBindingMessage (or a part of it) is not well-formed (RFC 8471 §3). */
+  ERR_TB_MALFORMED: 'malformed Token Binding message',
+  /** The Sec-Token-Binding value is not base64url without padding and whitespace (RFC 8473 §2). */
+  ERR_TB_HEADER_ENCODING: 'Sec-Token-Binding is not unpadded base64url',
+  /** The Sec-Token-Binding value is longer than the configured cap. */
+  ERR_TB_HEADER_TOO_LARGE: 'Sec-Token-Binding header too large',
+  /** More than one Sec-Token-Binding header in one request (RFC 8473 §2). */
+  ERR_TB_HEADER_DUPLICATE: 'more than one Sec-Token-Binding header',
+  /** Token Binding is required but the request carries no Sec-Token-Binding header. */
+  ERR_TB_HEADER_MISSING: 'Sec-Token-Binding header required',
+  /** A TokenBindingID key does not decode for its key parameters (point length, modulus, …). */
+  ERR_TB_KEY_INVALID: 'invalid Token Binding public key',
+  /** The message holds no provided_token_binding (RFC 8471 §4.2). */
+  ERR_TB_NO_PROVIDED: 'no provided Token Binding',
+  /** The message holds more than one provided_token_binding. */
+  ERR_TB_MULTIPLE_PROVIDED: 'more than one provided Token Binding',
+  /** The message holds more than one referred_token_binding. */
+  ERR_TB_MULTIPLE_REFERRED: 'more than one referred Token Binding',
+  /** The provided binding's key parameters are not the ones negotiated/accepted on this connection. */
+  ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED: 'key parameters not accepted on this connection',
+  /** Key parameters tokbind cannot sign or verify with. */
+  ERR_TB_KEY_PARAMETERS_UNSUPPORTED: 'unsupported key parameters',
+  /** A signature does not verify over type || key_parameters || EKM (RFC 8471 §3.3). */
+  ERR_TB_SIGNATURE_INVALID: 'Token Binding signature invalid',
+  /** Token Binding was not negotiated on this connection but a message was sent. */
+  ERR_TB_NOT_NEGOTIATED: 'Token Binding not negotiated on this connection',
+  /** The TLS connection does not meet the conditions (TLS 1.3, or TLS 1.2 with EMS). */
+  ERR_TB_TLS_CONDITIONS: 'TLS connection does not meet the Token Binding conditions',
+  /** The exported keying material could not be taken (not yet secure, or closed). */
+  ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
+  /** A connection sent more distinct Token Binding messages than the per-connection limit. */
+  ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
+  /** The RFC 8472 token_binding extension body is malformed. */
+  ERR_TB_EXTENSION_MALFORMED: 'malformed token_binding TLS extension',
+  /** A server's token_binding reply violates RFC 8472 (the client must abort the handshake). */
+  ERR_TB_NEGOTIATION_INVALID: 'invalid token_binding negotiation',
+  /** A ClientHello could not be read (malformed, too large, or too slow). */
+  ERR_TB_CLIENT_HELLO: 'unreadable TLS ClientHello',
+  /** A key store file is unreadable or corrupt; tokbind never replaces it silently. */
+  ERR_TB_KEY_STORE: 'key store unreadable or corrupt',
+  /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
+  ERR_TB_CLIENT: 'Token Binding client error',
+} as const;
+
+export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;
+
+/** The facts behind an error: which field, what was expected, what was found. Never secrets. */
+export interface TokenBindingErrorCause {
+  readonly field?: string;
+  readonly expected?: unknown;
+  readonly actual?: unknown;
+  readonly [key: string]: unknown;
+}
+
+/**
+ * The error tokbind raises for every bad input.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   parseTokenBindingMessage(bytes)
+ * } catch (err) {
+ *   if (err instanceof TokenBindingError && err.code === 'ERR_TB_MALFORMED') { ... }
+ * }
+ * ```
+ */
+export class TokenBindingError extends Error {
+  override readonly name = 'TokenBindingError';
+  readonly code: TokenBindingErrorCode;
+  declare readonly cause: TokenBindingErrorCause | Error | undefined;
+
+  constructor(code: TokenBindingErrorCode, message?: string, cause?: TokenBindingErrorCause | Error) {
+    super(message ?? TokenBindingErrorCodes[code], cause === undefined ? undefined : { cause });
+    this.code = code;
+  }
+}
+
+/** True when `err` is a {@link TokenBindingError} (optionally with the given code). */
+export function isTokenBindingError(err: unknown, code?: TokenBindingErrorCode): err is TokenBindingError {
+  return err instanceof TokenBindingError && (code === undefined || err.code === code);
+}

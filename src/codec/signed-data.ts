@@ -1,0 +1,34 @@
+/**
+ * RFC 8471 §3.3: the bytes a Token Binding signature covers.
+ */
+
+/** Length of the exported keying material a Token Binding signature covers (RFC 8471 §3.3). */
+export const TOKEN_BINDING_EKM_LENGTH = 32;
+
+/**
+ * The signed data of a Token Binding (RFC 8471 §3.3):
+ * `tokenbinding_type(1) || key_parameters(1) || EKM(32)` — 34 bytes. The EKM is the TLS
+ * exporter value (label `EXPORTER-Token-Binding`, no context, 32 bytes) of the connection that
+ * carries the message.
+ *
+ * @throws {TypeError} when `type` or `keyParameters` is not in 0..255 or `ekm` is not 32 bytes
+ *   (API misuse: the EKM comes from the TLS layer, never from the peer)
+ * @example
+ * ```ts
+ * const signed = tokenBindingSignedData(binding.type, binding.id.keyParameters, ekm)
+ * ```
+ */
+export function tokenBindingSignedData(type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
+  if (!Number.isInteger(type) || type < 0 || type > 255) throw new TypeError('type must be an integer in 0..255');
+  if (!Number.isInteger(keyParameters) || keyParameters < 0 || keyParameters > 255) {
+    throw new TypeError('keyParameters must be an integer in 0..255');
+  }
+  if (!(ekm instanceof Uint8Array) || ekm.length !== TOKEN_BINDING_EKM_LENGTH) {
+    throw new TypeError(`ekm must be a ${TOKEN_BINDING_EKM_LENGTH}-byte Uint8Array`);
+  }
+  const out = new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH);
+  out[0] = type;
+  out[1] = keyParameters;
+  out.set(ekm, 2);
+  return out;
+}

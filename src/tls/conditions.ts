@@ -1,0 +1,83 @@
+import { constants } from 'node:crypto';
+import type { TlsOptions, TLSSocket } from 'node:tls';
+import { hasExtendedMasterSecret } from './session.js';
+
+/**
+ * The `secureOptions` bits a Token Binding server needs: refuse TLS renegotiation. A TLS 1.2
+ * renegotiation changes the exported keying material mid-connection (measured on Node 20 /
+ * OpenSSL 3.0), so a binding checked against the first EKM would no longer hold.
+ */
+export const TOKBIND_SECURE_OPTIONS: number = constants.SSL_OP_NO_RENEGOTIATION;
+
+/**
+ * Returns a copy of `options` whose `secureOptions` also refuse renegotiation (RFC 8471 §4.2:
+ * the EKM must stay the one the binding was signed over).
+ *
+ * @example
+ * ```ts
+ * https.createServer(withRenegotiationRefused({ key, cert }), handler)
+ * ```
+ */
+export function withRenegotiationRefused<T extends TlsOptions>(options: T): T {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const current = options.secureOptions ?? 0;
+  if (!Number.isSafeInteger(current) || current < 0) throw new TypeError('secureOptions must be a non-negative integer');
+  // Not `|`: OpenSSL options use bit 31 (SSL_OP_ALL has it), and JS bitwise operators would
+  // turn the result into a negative int32.
+  const has = Math.floor(current / TOKBIND_SECURE_OPTIONS) % 2 === 1;
+  return { ...options, secureOptions: has ? current : current + TOKBIND_SECURE_OPTIONS };
+}
+
+/** Why a connection cannot carry Token Binding. */
+export type TlsConditionsDetail = 'tls-version' | 'no-ems' | 'ems-unknown';
+
+export type TokenBindingConditions =
+  | { readonly ok: true; readonly protocol: string; readonly extendedMasterSecret: boolean }
+  | {
+      readonly ok: false;
+      readonly protocol: string;
+      readonly reason: 'ERR_TB_TLS_CONDITIONS';
+      readonly detail: TlsConditionsDetail;
+    };
+
+/**
+ * Decides from a protocol string and the EMS fact whether Token Binding may be used
+ * (RFC 8471 §4.2, RFC 8472 §5, draft-ietf-tokbind-tls13): TLS 1.3, or TLS 1.2 with Extended
+ * Master Secret; never TLS 1.1 or older.
+ *
+ * @example
+ * ```ts
+ * tokenBindingConditions('TLSv1.2', false) // { ok: false, detail: 'no-ems', ... }
+ * ```
+ */
+export function tokenBindingConditions(protocol: string | null, extendedMasterSecret: boolean | null): TokenBindingConditions {
+  const p = protocol ?? 'unknown';
+  if (p === 'TLSv1.3') return { ok: true, protocol: p, extendedMasterSecret: true };
+  if (p !== 'TLSv1.2') return { ok: false, protocol: p, reason: 'ERR_TB_TLS_CONDITIONS', detail: 'tls-version' };
+  if (extendedMasterSecret === true) return { ok: true, protocol: p, extendedMasterSecret: true };
+  return {
+    ok: false,
+    protocol: p,
+    reason: 'ERR_TB_TLS_CONDITIONS',
+    detail: extendedMasterSecret === false ? 'no-ems' : 'ems-unknown',
+  };
+}
+
+/**
+ * Whether Token Binding may be used on this TLS connection (RFC 8471 §4.2, RFC 8472 §5):
+ * TLS 1.3, or TLS 1.2 with Extended Master Secret read from the session. Call it once the
+ * connection is secure.
+ *
+ * @example
+ * ```ts
+ * const c = checkTokenBindingConditions(socket)
+ * if (!c.ok) console.log(c.protocol, c.detail) // e.g. 'TLSv1.2' 'no-ems'
+ * ```
+ */
+export function checkTokenBindingConditions(socket: TLSSocket): TokenBindingConditions {
+  if (socket === null || typeof socket !== 'object' || typeof socket.getProtocol !== 'function') {
+    throw new TypeError('socket must be a TLSSocket');
+  }
+  const protocol = socket.getProtocol();
+  return tokenBindingConditions(protocol, protocol === 'TLSv1.2' ? hasExtendedMasterSecret(socket) : null);
+}

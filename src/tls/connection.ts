@@ -1,0 +1,298 @@
+/**
+ * What tokbind knows about one TLS connection, taken once when it becomes secure and kept with
+ * it: protocol, EMS, the EKM every Token Binding on it must sign, the ClientHello offer, the key
+ * parameters in force, and the per-connection verification cache.
+ */
+import type { TLSSocket } from 'node:tls';
+import { selectTokenBindingParameters } from '../codec/extension.js';
+import { TokenBindingError } from '../errors.js';
+import type { ClientHelloInfo } from './client-hello.js';
+import { getClientHelloInfo } from './inspect.js';
+import { tokenBindingConditions } from './conditions.js';
+import { exportTokenBindingKeyingMaterial } from './ekm.js';
+import { hasExtendedMasterSecret } from './session.js';
+
+/** Why a connection cannot carry Token Binding. */
+export type IneligibleReason = 'tls-version' | 'no-ems' | 'ems-unknown' | 'ekm-unavailable';
+
+/** The Token Binding facts of one TLS connection (immutable). */
+export interface ConnectionFacts {
+  /** `tlsSocket.getProtocol()`: `'TLSv1.3'`, `'TLSv1.2'`, … */
+  readonly protocol: string;
+  /** RFC 7627 EMS: from the session on TLS 1.2, `true` on TLS 1.3, `null` when unknown. */
+  readonly extendedMasterSecret: boolean | null;
+  /** The 32-byte EKM (RFC 8471 §3.3) taken when the connection became secure, or `null`. */
+  readonly ekm: Uint8Array | null;
+  /** Token Binding may be used: TLS 1.3, or TLS 1.2 with EMS, and an EKM. */
+  readonly eligible: boolean;
+  readonly ineligibleReason?: IneligibleReason;
+  /** The ClientHello, when the server inspects them (`inspectClientHellos`). */
+  readonly clientHello: ClientHelloInfo | null;
+  /**
+   * The key parameters a provided binding may use on this connection, server preference first:
+   * with an in-band offer, RFC 8472's selection (one value, or none); otherwise the server's
+   * configured list (Node cannot answer extension 24, so the configuration is the negotiation).
+   * Empty when the connection is not eligible; `null` when no list was configured.
+   */
+  readonly negotiatedKeyParameters: readonly number[] | null;
+}
+
+/** Per-connection verification cache. */
+export interface ConnectionState {
+  /** Sec-Token-Binding value → verification result, for this connection only. */
+  readonly verified: Map<string, unknown>;
+  /** Distinct header values remembered so far. */
+  distinct: number;
+  /** Distinct values allowed before ERR_TB_TOO_MANY_MESSAGES. */
+  readonly maxDistinctMessages: number;
+}
+
+/** Options for {@link captureConnectionFacts} and {@link getConnectionFacts}. */
+export interface ConnectionFactsOptions {
+  /** The ClientHello, when known; by default the one `inspectClientHellos` read for this socket. */
+  readonly clientHello?: ClientHelloInfo | null;
+  /** Key parameters the server accepts, most preferred first (e.g. `[2, 1, 0]`). */
+  readonly keyParameters?: readonly number[];
+  /** Cap of distinct Token Binding messages per connection. Default 8. */
+  readonly maxDistinctMessages?: number;
+}
+
+/** The default cap of distinct Sec-Token-Binding values per connection. */
+export const DEFAULT_MAX_DISTINCT_MESSAGES = 8;
+
+interface ConnectionRecord {
+  readonly facts: ConnectionFacts;
+  readonly state: ConnectionState;
+}
+
+/**
+ * Records keyed by the TLSSocket and by its `_parent` (the wrapped TCP socket): the HTTP/2
+ * `session.socket` is a Proxy, not the TLSSocket, but it forwards `_parent`, so both reach the
+ * same record.
+ */
+const records = new WeakMap<object, ConnectionRecord>();
+
+function parentOf(socket: object): object | null {
+  const parent = (socket as { _parent?: unknown })._parent;
+  return typeof parent === 'object' && parent !== null ? parent : null;
+}
+
+function findRecord(socket: object): ConnectionRecord | undefined {
+  const direct = records.get(socket);
+  if (direct !== undefined) return direct;
+  const parent = parentOf(socket);
+  return parent === null ? undefined : records.get(parent);
+}
+
+function checkOptions(options: ConnectionFactsOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { keyParameters, maxDistinctMessages } = options;
+  if (
+    keyParameters !== undefined &&
+    (!Array.isArray(keyParameters) || !keyParameters.every((k) => Number.isInteger(k) && k >= 0 && k <= 255))
+  ) {
+    throw new TypeError('keyParameters must be an array of integers in 0..255');
+  }
+  if (maxDistinctMessages !== undefined && (!Number.isInteger(maxDistinctMessages) || maxDistinctMessages < 1)) {
+    throw new TypeError('maxDistinctMessages must be a positive integer');
+  }
+}
+
+function isTlsSocket(socket: unknown): socket is TLSSocket {
+  return (
+    typeof socket === 'object' &&
+    socket !== null &&
+    typeof (socket as TLSSocket).getProtocol === 'function' &&
+    typeof (socket as TLSSocket).exportKeyingMaterial === 'function'
+  );
+}
+
+function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): ConnectionFacts {
+  const protocol = socket.getProtocol() ?? 'unknown';
+  const extendedMasterSecret = hasExtendedMasterSecret(socket);
+  const clientHello = options.clientHello !== undefined ? options.clientHello : getClientHelloInfo(socket);
+  let ekm: Uint8Array | null = null;
+  try {
+    ekm = exportTokenBindingKeyingMaterial(socket);
+  } catch {
+    ekm = null;
+  }
+  const conditions = tokenBindingConditions(protocol, extendedMasterSecret);
+  const ineligibleReason: IneligibleReason | undefined = !conditions.ok
+    ? conditions.detail
+    : ekm === null
+      ? 'ekm-unavailable'
+      : undefined;
+  const eligible = ineligibleReason === undefined;
+
+  const configured = options.keyParameters;
+  let negotiatedKeyParameters: readonly number[] | null;
+  if (configured === undefined) {
+    negotiatedKeyParameters = null;
+  } else if (!eligible) {
+    negotiatedKeyParameters = [];
+  } else if (clientHello?.tokenBinding) {
+    const selected = selectTokenBindingParameters(clientHello.tokenBinding, {
+      keyParameters: configured,
+      tls: {
+        version: protocol,
+        extendedMasterSecret: extendedMasterSecret === true,
+        renegotiationIndication: clientHello.renegotiationIndication,
+      },
+    });
+    negotiatedKeyParameters = selected === null ? [] : selected.keyParameters;
+  } else {
+    negotiatedKeyParameters = [...configured];
+  }
+
+  return Object.freeze({
+    protocol,
+    extendedMasterSecret,
+    ekm,
+    eligible,
+    ...(ineligibleReason === undefined ? {} : { ineligibleReason }),
+    clientHello,
+    negotiatedKeyParameters: negotiatedKeyParameters === null ? null : Object.freeze([...negotiatedKeyParameters]),
+  });
+}
+
+function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsOptions): ConnectionRecord {
+  const record: ConnectionRecord = {
+    facts,
+    state: {
+      verified: new Map(),
+      distinct: 0,
+      maxDistinctMessages: options.maxDistinctMessages ?? DEFAULT_MAX_DISTINCT_MESSAGES,
+    },
+  };
+  records.set(socket, record);
+  const parent = parentOf(socket);
+  if (parent !== null) records.set(parent, record);
+  return record;
+}
+
+/**
+ * Takes the connection's Token Binding facts — once — and keeps them with the socket
+ * (RFC 8471 §4.2, RFC 8472 §5). Call it on 'secureConnection', while the EKM can still be exported;
+ * a second call returns the first result unchanged.
+ *
+ * @throws {TypeError} when `socket` is not a TLSSocket or the connection is not secure yet
+ * @example
+ * ```ts
+ * server.on('secureConnection', (socket) => captureConnectionFacts(socket, { keyParameters: [2] }))
+ * ```
+ */
+export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFactsOptions = {}): ConnectionFacts {
+  if (!isTlsSocket(socket)) throw new TypeError('socket must be a TLSSocket');
+  checkOptions(options);
+  const existing = findRecord(socket);
+  if (existing !== undefined) return existing.facts;
+  if (socket.getProtocol() === null) throw new TypeError('the TLS connection is not secure yet');
+  return store(socket, computeFacts(socket, options), options).facts;
+}
+
+/**
+ * The facts {@link captureConnectionFacts} stored for this connection; when none were stored and
+ * the connection is secure, they are computed now (for middleware mounted on a plain
+ * `https.Server`) with `options`. Accepts a TLSSocket, an HTTP/2 `session.socket`, or an
+ * Http2Session. `null` for a socket that is not TLS or not secure (yet).
+ *
+ * @example
+ * ```ts
+ * const facts = getConnectionFacts(req.socket, { keyParameters: [2] })
+ * if (facts === null || !facts.eligible) reject()
+ * ```
+ */
+export function getConnectionFacts(
+  socket: TLSSocket | { readonly socket: unknown },
+  options: ConnectionFactsOptions = {},
+): ConnectionFacts | null {
+  return getRecord(socket, options)?.facts ?? null;
+}
+
+/**
+ * The per-connection verification cache (created with the facts). `null` when
+ * {@link getConnectionFacts} would return `null`.
+ *
+ * @example
+ * ```ts
+ * const state = getConnectionState(req.socket)
+ * ```
+ */
+export function getConnectionState(
+  socket: TLSSocket | { readonly socket: unknown },
+  options: ConnectionFactsOptions = {},
+): ConnectionState | null {
+  return getRecord(socket, options)?.state ?? null;
+}
+
+function getRecord(socket: unknown, options: ConnectionFactsOptions): ConnectionRecord | null {
+  if (socket === null || typeof socket !== 'object') throw new TypeError('socket must be a TLSSocket or an Http2Session');
+  checkOptions(options);
+  const stored = records.get(socket);
+  if (stored !== undefined) return stored;
+  try {
+    // An Http2Session: its (stable, proxied) socket is the connection.
+    const target: unknown = isTlsSocket(socket) ? socket : (socket as { socket?: unknown }).socket;
+    if (!isTlsSocket(target)) return null;
+    let record = findRecord(target);
+    if (record === undefined) {
+      if (target.destroyed || target.getProtocol() === null) return null;
+      record = store(target, computeFacts(target, options), options);
+    }
+    // Remember the session and its proxy too: once the session closes, the proxy answers nothing.
+    records.set(socket, record);
+    records.set(target, record);
+    return record;
+  } catch (err) {
+    // A closed HTTP/2 session's socket proxy throws ERR_HTTP2_SOCKET_UNBOUND on any access.
+    if ((err as { code?: unknown } | null)?.code === 'ERR_HTTP2_SOCKET_UNBOUND') return null;
+    throw err;
+  }
+}
+
+/**
+ * A cached verification result for this exact Sec-Token-Binding value on this connection. The
+ * cache is per connection on purpose: the same message on another connection must be verified
+ * against that connection's EKM (a message-keyed global cache would accept a replay).
+ *
+ * @returns the result, or `undefined` on a miss
+ * @throws {TokenBindingError} `ERR_TB_TOO_MANY_MESSAGES` on a miss once the connection has sent
+ *   `maxDistinctMessages` distinct values — checked before any signature work is spent
+ * @example
+ * ```ts
+ * const hit = lookupVerification(state, header)
+ * ```
+ */
+export function lookupVerification<R = unknown>(state: ConnectionState, header: string): R | undefined {
+  const hit = state.verified.get(header);
+  if (hit !== undefined) return hit as R;
+  if (state.distinct >= state.maxDistinctMessages) throw tooMany(state);
+  return undefined;
+}
+
+/**
+ * Remembers a verification result for a Sec-Token-Binding value on this connection.
+ *
+ * @throws {TokenBindingError} `ERR_TB_TOO_MANY_MESSAGES` when the value is new and the cap is reached
+ * @example
+ * ```ts
+ * rememberVerification(state, header, result)
+ * ```
+ */
+export function rememberVerification(state: ConnectionState, header: string, result: unknown): void {
+  if (result === undefined) throw new TypeError('result must not be undefined');
+  if (!state.verified.has(header)) {
+    if (state.distinct >= state.maxDistinctMessages) throw tooMany(state);
+    state.distinct++;
+  }
+  state.verified.set(header, result);
+}
+
+function tooMany(state: ConnectionState): TokenBindingError {
+  return new TokenBindingError('ERR_TB_TOO_MANY_MESSAGES', undefined, {
+    field: 'distinct',
+    expected: `<= ${state.maxDistinctMessages}`,
+    actual: state.distinct + 1,
+  });
+}

@@ -1,0 +1,29 @@
+/**
+ * The TLS layer: per-connection Token Binding facts (EKM, protocol, EMS, ClientHello offer) and
+ * the per-connection verification cache.
+ */
+export { createSelfSignedCertificate, type SelfSignedCertificate, type SelfSignedCertificateOptions } from './certificate.js';
+export { TOKEN_BINDING_EKM_BYTES, TOKEN_BINDING_EXPORTER_LABEL, exportTokenBindingKeyingMaterial } from './ekm.js';
+export { hasExtendedMasterSecret } from './session.js';
+export {
+  TOKBIND_SECURE_OPTIONS,
+  checkTokenBindingConditions,
+  tokenBindingConditions,
+  withRenegotiationRefused,
+  type TlsConditionsDetail,
+  type TokenBindingConditions,
+} from './conditions.js';
+export { parseClientHello, type ClientHelloInfo } from './client-hello.js';
+export { CLIENT_HELLO_ERROR_EVENT, getClientHelloInfo, inspectClientHellos, type InspectClientHellosOptions } from './inspect.js';
+export {
+  DEFAULT_MAX_DISTINCT_MESSAGES,
+  captureConnectionFacts,
+  getConnectionFacts,
+  getConnectionState,
+  lookupVerification,
+  rememberVerification,
+  type ConnectionFacts,
+  type ConnectionFactsOptions,
+  type ConnectionState,
+  type IneligibleReason,
+} from './connection.js';

@@ -1,0 +1,158 @@
+import type { ClientRequest, ClientRequestArgs } from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { TokenBindingError } from '../errors.js';
+import { SEC_TOKEN_BINDING_HEADER, TokenBinder, type ClientConnectionBinding, type TokenBindingClientOptions } from './referred.js';
+import { tokenBindingScope } from './scope.js';
+
+/** Options of {@link TokenBindingAgent}: an `https.Agent`'s, and the Token Binding ones. */
+export interface TokenBindingAgentOptions extends https.AgentOptions, TokenBindingClientOptions {}
+
+/**
+ * Per-request option read by {@link TokenBindingAgent}: the URL (or host) of the server that
+ * redirected here with `Include-Referred-Token-Binding-ID: true`. The request then also carries a
+ * referred binding signed with the key of that server's scope (RFC 8473 §5). Set it on the one
+ * request that follows the redirect, never on later ones.
+ */
+export interface TokenBindingRequestOptions extends https.RequestOptions {
+  readonly referredTokenBinding?: string | URL | undefined;
+}
+
+type HeldCall = readonly ['write' | 'end' | 'flushHeaders', readonly unknown[]];
+
+/**
+ * An `https.Agent` that sends a correct `Sec-Token-Binding` header on every request (RFC 8473
+ * §2), the first request on a fresh connection included: each new TLS connection is checked
+ * against the Token Binding conditions and its EKM taken once at 'secureConnect'; each request
+ * is held back (its `write`/`end` calls queued, nothing rendered) until its socket is secure,
+ * then gets that connection's header and goes out. Keep-alive and socket reuse work as with any
+ * agent (`keepAlive` defaults to `true` here: a binding costs a signature per connection).
+ *
+ * Keys: one per scope (eTLD+1, RFC 8473 §2.1) from `keyStore`. On a connection that does not
+ * meet the TLS conditions the request fails with `ERR_TB_TLS_CONDITIONS`, or goes out without
+ * the header when `optional: true`. Headers must be given as an object (headers given as an
+ * array, or an `Expect` header, make Node render the head before a connection exists; such a
+ * request fails with `ERR_TB_CLIENT`). A `Sec-Token-Binding` header set by the caller is
+ * replaced.
+ *
+ * @example
+ * ```ts
+ * const agent = new TokenBindingAgent({ keyStore: new FileKeyStore('keys.json') })
+ * https.get('https://api.example.com/me', { agent }, (res) => res.pipe(process.stdout))
+ * ```
+ */
+export class TokenBindingAgent extends https.Agent {
+  readonly #binder: TokenBinder;
+  readonly #connections = new WeakMap<Duplex, Promise<ClientConnectionBinding>>();
+
+  constructor(options: TokenBindingAgentOptions = {}) {
+    const { keyStore, keyParameters, optional, ...agentOptions } = options;
+    super({ keepAlive: true, ...agentOptions });
+    this.#binder = new TokenBinder({ keyStore, keyParameters, optional });
+  }
+
+  /** The signing half: keys by scope, per-connection facts. */
+  get binder(): TokenBinder {
+    return this.#binder;
+  }
+
+  override createConnection(
+    options: https.RequestOptions,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const socket = super.createConnection(options, callback);
+    if (socket instanceof TLSSocket) {
+      const host = options.host ?? options.hostname ?? 'localhost';
+      const binding = new Promise<ClientConnectionBinding>((resolve, reject) => {
+        // Listening from creation on means 'secureConnect' cannot be missed.
+        const onError = (err: Error): void => reject(err);
+        socket.once('error', onError);
+        socket.once('secureConnect', () => {
+          socket.off('error', onError);
+          this.#binder.bindConnection(socket, host).then(resolve, reject);
+        });
+      });
+      // The request that waits on it reports the failure; nobody else must see it unhandled.
+      binding.catch(() => {});
+      this.#connections.set(socket, binding);
+    }
+    return socket;
+  }
+
+  /** @internal Node calls this from the ClientRequest constructor, before any header is rendered. */
+  addRequest(req: ClientRequest, options: TokenBindingRequestOptions & ClientRequestArgs): void {
+    const held = hold(req);
+    let referredScope: string | null = null;
+    let failure: Error | null = null;
+    if ((req as unknown as { _header: string | null })._header) {
+      failure = new TokenBindingError(
+        'ERR_TB_CLIENT',
+        'the request head was rendered before its connection existed (headers given as an array, or Expect); pass headers as an object',
+        { field: 'headers' },
+      );
+    } else if (options.referredTokenBinding !== undefined && options.referredTokenBinding !== null) {
+      try {
+        referredScope = tokenBindingScope(options.referredTokenBinding);
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    req.once('socket', (socket: Duplex) => {
+      if (failure !== null) return void req.destroy(failure);
+      const binding = this.#connections.get(socket);
+      if (binding === undefined) {
+        return void req.destroy(new TokenBindingError('ERR_TB_CLIENT', 'socket was not created by this TokenBindingAgent', { field: 'socket' }));
+      }
+      binding
+        .then((connection) => this.#binder.headerFor(connection, referredScope))
+        .then(
+          (header) => {
+            if (req.destroyed) return;
+            req.removeHeader(SEC_TOKEN_BINDING_HEADER);
+            if (header !== null) req.setHeader(SEC_TOKEN_BINDING_HEADER, header);
+            held.release();
+          },
+          (err: unknown) => {
+            // Destroying the request destroys the socket too: it never goes back to the pool.
+            req.destroy(err as Error);
+          },
+        );
+    });
+    // https.Agent's own type declarations omit addRequest; it is there at run time.
+    (https.Agent.prototype as unknown as { addRequest(req: ClientRequest, options: unknown): void }).addRequest.call(this, req, options);
+  }
+}
+
+/**
+ * Queues `write`, `end` and `flushHeaders` on the request itself, so Node renders the request
+ * head only after the header has been set. Returns the function that replays them in order.
+ * Until then writes report no backpressure: what is buffered is bounded by one handshake.
+ */
+function hold(req: ClientRequest): { release(): void } {
+  const calls: HeldCall[] = [];
+  const target = req as unknown as Record<string, unknown>;
+  target['write'] = (...args: unknown[]): boolean => {
+    calls.push(['write', args]);
+    return true;
+  };
+  target['end'] = (...args: unknown[]): ClientRequest => {
+    calls.push(['end', args]);
+    return req;
+  };
+  target['flushHeaders'] = (): void => {
+    calls.push(['flushHeaders', []]);
+  };
+  return {
+    release(): void {
+      // Own properties shadow the prototype's methods; deleting them restores Node's own.
+      delete target['write'];
+      delete target['end'];
+      delete target['flushHeaders'];
+      for (const [method, args] of calls) {
+        if (req.destroyed) return;
+        (req[method] as (...a: unknown[]) => unknown).apply(req, args as unknown[]);
+      }
+    },
+  };
+}

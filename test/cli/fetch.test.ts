@@ -1,0 +1,119 @@
+import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { fetch } from '../../src/cli/fetch.js';
+import { id } from '../../src/cli/id.js';
+import { ExitCode, UsageError, type CliCommand, type CliIo } from '../../src/cli/io.js';
+import { testCertificate } from '../_tls.js';
+import { SSL_OP_NO_EXTENDED_MASTER_SECRET, startCheckingServer, type SeenRequest } from '../client/_server.js';
+
+async function run(command: CliCommand, argv: string[]) {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const sink = (into: Buffer[]) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        into.push(Buffer.from(chunk));
+        callback();
+      },
+    });
+  const io: CliIo = { stdin: Readable.from([]), stdout: sink(out), stderr: sink(err), env: {} };
+  const code = await command(argv, io);
+  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
+
+async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tokbind-cli-fetch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const echoRoutes = {
+  '/echo': (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-served-by': 'test' });
+    res.end(`x-test=${String(req.headers['x-test'])}`);
+  },
+  '/missing': (_req: unknown, res: import('node:http').ServerResponse) => {
+    res.writeHead(404);
+    res.end('nope');
+  },
+};
+
+test('fetch --ca: one bound request, the body on stdout, exit 0', async (t) => {
+  const server = await startCheckingServer();
+  t.teardown(() => server.close());
+  const caFile = join(await tempDir(t), 'ca.pem');
+  await writeFile(caFile, testCertificate.ca);
+  const result = await run(fetch, [server.url('/hello'), '--ca', caFile]);
+  t.is(result.code, ExitCode.ok, result.stderr);
+  const seen = JSON.parse(result.stdout) as SeenRequest;
+  t.like(seen, { path: '/hello', valid: true, indexOnConnection: 0, headerCount: 1 });
+});
+
+test('fetch --insecure -H --include: headers sent, status line and headers printed', async (t) => {
+  const server = await startCheckingServer({ routes: echoRoutes });
+  t.teardown(() => server.close());
+  const result = await run(fetch, [server.url('/echo'), '--insecure', '-H', 'X-Test: 42', '--include']);
+  t.is(result.code, ExitCode.ok, result.stderr);
+  const [head, body] = result.stdout.split('\n\n');
+  t.regex(head!, /^HTTP\/1\.1 200 OK\n/);
+  t.regex(head!, /^x-served-by: test$/m);
+  t.is(body, 'x-test=42');
+  t.true(server.seen[0]!.valid);
+});
+
+test('fetch: a 4xx response exits 1 and still prints the body', async (t) => {
+  const server = await startCheckingServer({ routes: echoRoutes });
+  t.teardown(() => server.close());
+  const result = await run(fetch, [server.url('/missing'), '--insecure']);
+  t.is(result.code, ExitCode.failure);
+  t.is(result.stdout, 'nope');
+});
+
+test('fetch --key-store: the same Token Binding ID across runs, the one `tokbind id` prints', async (t) => {
+  const server = await startCheckingServer();
+  t.teardown(() => server.close());
+  const store = join(await tempDir(t), 'keys.json');
+  const first = JSON.parse((await run(fetch, [server.url('/1'), '--insecure', '--key-store', store])).stdout) as SeenRequest;
+  const second = JSON.parse((await run(fetch, [server.url('/2'), '--insecure', '--key-store', store])).stdout) as SeenRequest;
+  t.true(first.valid && second.valid);
+  t.not(first.connection, second.connection);
+  t.is(first.provided, second.provided);
+  const shown = JSON.parse((await run(id, ['--key-store', store, '--url', server.url('/')])).stdout) as { id: string };
+  t.is(shown.id, first.provided ?? 'missing');
+  // Without a key store every run is a new identity.
+  const ephemeral = JSON.parse((await run(fetch, [server.url('/3'), '--insecure'])).stdout) as SeenRequest;
+  t.not(ephemeral.provided, first.provided);
+});
+
+test('fetch: coded errors exit 1 with {"error":{"code","message"}} on stderr', async (t) => {
+  const noEms = await startCheckingServer({ tls: { maxVersion: 'TLSv1.2', secureOptions: SSL_OP_NO_EXTENDED_MASTER_SECRET } });
+  t.teardown(() => noEms.close());
+  const refused = await run(fetch, [noEms.url('/'), '--insecure']);
+  t.is(refused.code, ExitCode.failure);
+  t.is((JSON.parse(refused.stderr) as { error: { code: string } }).error.code, 'ERR_TB_TLS_CONDITIONS');
+  t.is(noEms.seen.length, 0);
+
+  const store = join(await tempDir(t), 'keys.json');
+  await writeFile(store, 'garbage', { mode: 0o600 });
+  const server = await startCheckingServer();
+  t.teardown(() => server.close());
+  const badStore = await run(fetch, [server.url('/'), '--insecure', '--key-store', store]);
+  t.is(badStore.code, ExitCode.failure);
+  t.is((JSON.parse(badStore.stderr) as { error: { code: string } }).error.code, 'ERR_TB_KEY_STORE');
+  // The self-signed certificate is not trusted without --ca or --insecure.
+  const untrusted = await run(fetch, [server.url('/')]);
+  t.is(untrusted.code, ExitCode.failure);
+  const { error } = JSON.parse(untrusted.stderr) as { error: { code: string; message: string } };
+  t.is(typeof error.code, 'string');
+  t.true(error.message.length > 0);
+  t.true(server.seen.every((s) => s.valid));
+});
+
+test('fetch usage errors', async (t) => {
+  for (const argv of [[], ['a', 'b'], ['not-a-url'], ['ftp://example.com/'], ['https://x/', '-H', 'no colon'], ['https://x/', '--key-parameters', 'p384'], ['https://x/', '--bogus']]) {
+    await t.throwsAsync(() => run(fetch, argv), { instanceOf: UsageError }, argv.join(' '));
+  }
+});

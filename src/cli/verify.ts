@@ -1,0 +1,127 @@
+/**
+ * `tokbind verify`: the server's verdict (RFC 8471 §4.2, RFC 8473 §2) on a Sec-Token-Binding value
+ * for a given EKM — one value from the command line, or NDJSON lines from stdin with `--batch`.
+ */
+import { createInterface } from 'node:readline';
+import { parseKeyParameters } from '../codec/keyparams.js';
+import { isTokenBindingError } from '../errors.js';
+import { verifyTokenBindingHeader } from '../http/verify.js';
+import { ExitCode, UsageError, writeJson, type CliCommand } from './io.js';
+
+/** Every registered key parameter: the CLI judges a message, it does not stand for a deployment. */
+const ALL_KEY_PARAMETERS: readonly number[] = [2, 1, 0];
+
+/** The code of a batch line that is not `{"header","ekm","keyParameters"?}` (not a library error). */
+export const BATCH_LINE_INVALID = 'ERR_BATCH_LINE_INVALID';
+
+const EKM_HEX = /^[0-9a-fA-F]{64}$/;
+
+type Outcome =
+  | { ok: true; provided: unknown; referred: unknown; others: unknown }
+  | { ok: false; error: { code: string; message: string } };
+
+function parseKeyParameterList(list: readonly unknown[]): number[] {
+  if (list.length === 0) throw new TypeError('key parameters list is empty');
+  return list.map((k) => {
+    if (typeof k !== 'string' && typeof k !== 'number') throw new TypeError('key parameters must be names or numbers');
+    return parseKeyParameters(k);
+  });
+}
+
+function judge(header: string, ekmHex: string, keyParameters: readonly number[]): Outcome {
+  const ekm = Uint8Array.from(Buffer.from(ekmHex, 'hex'));
+  try {
+    const result = verifyTokenBindingHeader(header, { ekm, negotiatedKeyParameters: keyParameters }, { keyParameters });
+    // A present header never yields null (that is only for an absent one).
+    return { ok: true, provided: result!.provided, referred: result!.referred, others: result!.others };
+  } catch (err) {
+    if (isTokenBindingError(err)) return { ok: false, error: { code: err.code, message: err.message } };
+    throw err;
+  }
+}
+
+function batchLine(line: string, fallback: readonly number[]): Outcome {
+  const invalid = (message: string): Outcome => ({ ok: false, error: { code: BATCH_LINE_INVALID, message } });
+  let input: unknown;
+  try {
+    input = JSON.parse(line);
+  } catch {
+    return invalid('not JSON');
+  }
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return invalid('not a JSON object');
+  const { header, ekm, keyParameters } = input as Record<string, unknown>;
+  if (typeof header !== 'string') return invalid('"header" must be a string');
+  if (typeof ekm !== 'string' || !EKM_HEX.test(ekm)) return invalid('"ekm" must be 64 hex digits (32 bytes)');
+  let accepted = fallback;
+  if (keyParameters !== undefined) {
+    try {
+      const list = typeof keyParameters === 'string' ? keyParameters.split(',') : keyParameters;
+      if (!Array.isArray(list)) return invalid('"keyParameters" must be an array or a comma-separated string');
+      accepted = parseKeyParameterList(list);
+    } catch (err) {
+      return invalid(err instanceof Error ? err.message : String(err));
+    }
+  }
+  return judge(header, ekm, accepted);
+}
+
+/**
+ * The `verify` command. Single mode prints `{"ok":true,"provided","referred","others"}` (exit 0)
+ * or `{"ok":false,"error":{"code","message"}}` (exit 1). `--batch` reads NDJSON
+ * `{"header","ekm","keyParameters"?}` lines from stdin and prints one result line per input line
+ * (blank lines skipped; a line that is not such an object gets `ERR_BATCH_LINE_INVALID`); exit 0
+ * when every line was accepted, 1 otherwise. Accepted key parameters default to all three.
+ *
+ * @example
+ * ```sh
+ * tokbind verify --ekm 45da43…4124 --key-parameters ecdsap256 AIkAAgBBQ…
+ * cat cases.ndjson | tokbind verify --batch
+ * ```
+ */
+export const verify: CliCommand = async (argv, io) => {
+  let ekm: string | undefined;
+  let keyParameters: readonly number[] = ALL_KEY_PARAMETERS;
+  let batch = false;
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = (): string => {
+      const value = argv[++i];
+      if (value === undefined) throw new UsageError(`${arg} needs a value`);
+      return value;
+    };
+    if (arg === '--ekm') ekm = next();
+    else if (arg === '--key-parameters') {
+      try {
+        keyParameters = parseKeyParameterList(next().split(','));
+      } catch (err) {
+        throw new UsageError(err instanceof Error ? err.message : String(err));
+      }
+    } else if (arg === '--batch') batch = true;
+    else if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    } else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
+    else positional.push(arg);
+  }
+
+  if (batch) {
+    if (ekm !== undefined || positional.length > 0) throw new UsageError('--batch takes its headers and EKMs from stdin');
+    let allOk = true;
+    const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      const outcome = batchLine(line, keyParameters);
+      allOk &&= outcome.ok;
+      writeJson(io.stdout, outcome);
+    }
+    return allOk ? ExitCode.ok : ExitCode.failure;
+  }
+
+  if (ekm === undefined) throw new UsageError('missing --ekm <hex>');
+  if (!EKM_HEX.test(ekm)) throw new UsageError('--ekm must be 64 hex digits (the 32-byte EKM)');
+  if (positional.length !== 1) throw new UsageError(`expected one Sec-Token-Binding value, got ${positional.length}`);
+  const outcome = judge(positional[0]!, ekm, keyParameters);
+  writeJson(io.stdout, outcome);
+  return outcome.ok ? ExitCode.ok : ExitCode.failure;
+};

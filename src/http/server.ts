@@ -1,0 +1,334 @@
+/**
+ * Binding-aware HTTPS (HTTP/1.1) and HTTP/2 servers: drop-ins for `https.createServer` and
+ * `http2.createSecureServer` that verify each request's Sec-Token-Binding (RFC 8473 §2) before
+ * any listener sees it.
+ */
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { TokenBindingError } from '../errors.js';
+import { withRenegotiationRefused } from '../tls/conditions.js';
+import {
+  captureConnectionFacts,
+  getConnectionFacts,
+  getConnectionState,
+  type ConnectionFacts,
+  type ConnectionFactsOptions,
+} from '../tls/connection.js';
+import { inspectClientHellos } from '../tls/inspect.js';
+import { recordTlsConditionsUnmet } from './metrics.js';
+import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
+import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
+import type { TokenBindingResult } from './result.js';
+import { verifyTokenBindingHeader, type TokenBindingConnectionContext } from './verify.js';
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    /**
+     * The verified Token Binding of this request (set by tokbind's servers and adapters before
+     * the handler runs): null when the request carried no Sec-Token-Binding.
+     */
+    tokenBinding?: TokenBindingResult | null;
+  }
+}
+declare module 'node:http2' {
+  interface Http2ServerRequest {
+    /** The verified Token Binding of this request; null when it carried no Sec-Token-Binding. */
+    tokenBinding?: TokenBindingResult | null;
+  }
+}
+
+/** `https.createServer` options plus `tokenBinding`. */
+export type TokenBindingHttpsServerOptions = https.ServerOptions & { readonly tokenBinding?: TokenBindingServerOptions };
+
+const SEC_TOKEN_BINDING = 'sec-token-binding';
+/**
+ * draft-ietf-tokbind-ttrp headers a TLS-terminating proxy sets after verifying. This server
+ * terminates TLS itself, so any such header arrived from the client: a spoof.
+ */
+const TTRP_HEADERS = new Set(['sec-provided-token-binding-id', 'sec-referred-token-binding-id', 'sec-other-token-binding-id']);
+
+/** HTTP/2 streams → their verdict, for {@link getTokenBinding} and the compat request. */
+const streamResults = new WeakMap<ServerHttp2Stream, TokenBindingResult | null>();
+
+/** The capture options of each server's configuration, computed once. */
+const captureOptions = new WeakMap<ResolvedTokenBindingOptions, ConnectionFactsOptions>();
+
+function captureOptionsOf(options: ResolvedTokenBindingOptions): ConnectionFactsOptions {
+  let capture = captureOptions.get(options);
+  if (capture === undefined) {
+    capture = { keyParameters: options.keyParameters, maxDistinctMessages: options.maxDistinctMessages };
+    captureOptions.set(options, capture);
+  }
+  return capture;
+}
+
+/** Facts for a connection whose facts could not be taken: every header on it is refused. */
+const UNAVAILABLE: ConnectionFacts = Object.freeze({
+  protocol: 'unknown',
+  extendedMasterSecret: null,
+  ekm: null,
+  eligible: false,
+  ineligibleReason: 'ekm-unavailable',
+  clientHello: null,
+  negotiatedKeyParameters: Object.freeze([]),
+});
+
+/**
+ * Reads ClientHellos when asked to, and takes each connection's facts once, at 'secureConnection'
+ * (the EKM can only be exported while the connection is open), before Node's HTTP machinery
+ * sees the socket. Connections that do not meet the TLS conditions are counted by reason.
+ *
+ * @internal Shared by the HTTP/1.1 and HTTP/2 servers.
+ */
+export function installConnectionTracking(server: TlsServer, options: ResolvedTokenBindingOptions): void {
+  if (options.inspectClientHello !== null) inspectClientHellos(server, options.inspectClientHello);
+  const capture = captureOptionsOf(options);
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    let facts: ConnectionFacts;
+    try {
+      facts = captureConnectionFacts(socket, capture);
+    } catch {
+      // Closed between the handshake and this listener: nothing will be served on it.
+      return;
+    }
+    if (!facts.eligible) recordTlsConditionsUnmet(facts.ineligibleReason ?? 'unknown');
+  });
+}
+
+/**
+ * The facts and verification cache of the connection behind a TLSSocket or an HTTP/2 session.
+ *
+ * @internal
+ */
+export function connectionContext(
+  connection: TLSSocket | ServerHttp2Session,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingConnectionContext {
+  const capture = captureOptionsOf(options);
+  const facts = getConnectionFacts(connection, capture);
+  if (facts === null) return { facts: UNAVAILABLE, state: null };
+  return { facts, state: getConnectionState(connection, capture) };
+}
+
+/**
+ * The verified Token Binding of a request handled by a tokbind server or adapter, or of an
+ * HTTP/2 stream (in a `'stream'` listener of `createSecureServer`). Null when the request
+ * carried no Sec-Token-Binding, or did not go through tokbind.
+ *
+ * @example
+ * ```ts
+ * const tb = getTokenBinding(req)
+ * if (tb && token.cnf?.tbh === tb.provided.hash) { ... } // RFC 8471 §4.2, draft-ietf-oauth-token-binding
+ * ```
+ */
+export function getTokenBinding(target: IncomingMessage | Http2ServerRequest | ServerHttp2Stream): TokenBindingResult | null {
+  if (target === null || typeof target !== 'object') throw new TypeError('expected a request or an HTTP/2 stream');
+  if ('tokenBinding' in target) return target.tokenBinding ?? null;
+  if ('stream' in target) return streamResults.get(target.stream) ?? null;
+  return streamResults.get(target as ServerHttp2Stream) ?? null;
+}
+
+/**
+ * Scans raw headers once: collects Sec-Token-Binding values (to count them — Node joins
+ * duplicates of unknown headers with ', ') and reports whether a TTRP header must be stripped.
+ */
+function scanHeaders(raw: readonly string[]): { values: string[] | undefined; spoofed: boolean } {
+  let values: string[] | undefined;
+  let spoofed = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Length first: most headers are skipped without lowercasing.
+    if (name.length === 17) {
+      if (name.toLowerCase() === SEC_TOKEN_BINDING) (values ??= []).push(raw[i + 1]!);
+    } else if ((name.length === 29 || name.length === 26) && TTRP_HEADERS.has(name.toLowerCase())) {
+      spoofed = true;
+    }
+  }
+  return { values, spoofed };
+}
+
+function removeTtrpRaw(raw: string[]): void {
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
+    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
+  }
+}
+
+function removeTtrp(headers: Record<string, unknown> | undefined): void {
+  if (headers === undefined) return;
+  for (const name of TTRP_HEADERS) delete headers[name];
+}
+
+/** Strips spoofed TTRP headers from every view of a request: headers, headersDistinct, rawHeaders. */
+function stripRequest(req: IncomingMessage | Http2ServerRequest): void {
+  // Node builds headers/headersDistinct (HTTP/1.x) lazily from rawHeaders with the count it
+  // parsed: build them first, then edit all three.
+  removeTtrp(req.headers);
+  if ('headersDistinct' in req) removeTtrp(req.headersDistinct);
+  removeTtrpRaw(req.rawHeaders);
+}
+
+/** Whether an HTTP/1.x request may still have body bytes on the wire. */
+function hasBody(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  return te !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/** Verifies the values on a connection under `onInvalid`: the verdict, or the error to reject with. */
+function judge(
+  values: string[] | undefined,
+  connection: TLSSocket | ServerHttp2Session | undefined,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | null | TokenBindingError {
+  try {
+    // A stream whose session is already gone has no connection left to verify against.
+    const context = connection === undefined ? { facts: UNAVAILABLE } : connectionContext(connection, options);
+    return verifyTokenBindingHeader(values, context, options);
+  } catch (err) {
+    if (!(err instanceof TokenBindingError)) throw err;
+    if (options.onInvalid === 'ignore' && err.code !== 'ERR_TB_HEADER_MISSING') return null;
+    return err;
+  }
+}
+
+/**
+ * Verifies one request — HTTP/1.x, or an HTTP/2 compat request that did not come through
+ * `createSecureServer`'s stream check — after stripping client-sent TTRP headers: the
+ * verdict (null: no header, or an invalid one under `onInvalid: 'ignore'`) or the error to reject
+ * with. The connection is the TLSSocket for HTTP/1.x and the session for HTTP/2 (the compat
+ * `req.socket` is a new object per request).
+ *
+ * @internal Shared with the framework adapters.
+ */
+export function verifyRequest(
+  req: IncomingMessage | Http2ServerRequest,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | null | TokenBindingError {
+  const { values, spoofed } = scanHeaders(req.rawHeaders);
+  if (spoofed) stripRequest(req);
+  const connection = 'stream' in req ? (req.stream.session as ServerHttp2Session | undefined) : (req.socket as TLSSocket);
+  return judge(values, connection, options);
+}
+
+function rejectRequest(req: IncomingMessage, res: ServerResponse, error: TokenBindingError, options: ResolvedTokenBindingOptions): void {
+  // The request body is not wanted. Without one the connection stays usable (keep-alive); with
+  // one, close after the response rather than read and discard an arbitrary amount.
+  if (hasBody(req)) res.setHeader('connection', 'close');
+  if (options.onReject !== undefined) options.onReject(req, res, error);
+  else sendProblem(res, error);
+}
+
+type Emit = (this: EventEmitter, event: string | symbol, ...args: unknown[]) => boolean;
+
+function isHttp2Request(req: unknown): req is Http2ServerRequest {
+  return typeof req === 'object' && req !== null && 'stream' in req;
+}
+
+/**
+ * Routes every event that hands a request to user code through verification first: 'request',
+ * 'checkContinue', 'checkExpectation' (HTTP/1.x with response), 'upgrade', 'connect' (socket
+ * handed over), and on HTTP/2 'stream'. Wrapping `emit` rather than the handler covers listeners
+ * added later with `server.on('request', …)` too.
+ *
+ * @internal Shared by the HTTP/1.1 and HTTP/2 servers.
+ */
+export function interceptRequests(server: EventEmitter, options: ResolvedTokenBindingOptions): void {
+  const emit = server.emit as Emit;
+  const intercepted: Emit = function (event, ...args) {
+    switch (event) {
+      case 'request':
+      case 'checkContinue':
+      case 'checkExpectation': {
+        const req = args[0] as IncomingMessage | Http2ServerRequest;
+        if (isHttp2Request(req)) {
+          // Verified (and stripped) when its stream arrived; rejected streams never get here.
+          req.tokenBinding = streamResults.get(req.stream) ?? null;
+          return emit.call(this, event, ...args);
+        }
+        const verdict = verifyRequest(req, options);
+        if (verdict instanceof TokenBindingError) {
+          rejectRequest(req, args[1] as ServerResponse, verdict, options);
+          return true;
+        }
+        req.tokenBinding = verdict;
+        return emit.call(this, event, ...args);
+      }
+      case 'upgrade':
+      case 'connect': {
+        const req = args[0] as IncomingMessage;
+        const verdict = verifyRequest(req, options);
+        if (verdict instanceof TokenBindingError) {
+          (args[1] as Duplex).end(rawProblemResponse(verdict));
+          return true;
+        }
+        req.tokenBinding = verdict;
+        return emit.call(this, event, ...args);
+      }
+      case 'stream': {
+        const [stream, headers, , rawHeaders] = args as [ServerHttp2Stream, IncomingHttpHeaders, number, string[]];
+        if (!verifyStream(stream, headers, rawHeaders, options)) return true;
+        return emit.call(this, event, ...args);
+      }
+      default:
+        return emit.call(this, event, ...args);
+    }
+  };
+  server.emit = intercepted;
+}
+
+/** Verifies an HTTP/2 stream; false when it was rejected (and answered). */
+function verifyStream(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: string[],
+  options: ResolvedTokenBindingOptions,
+): boolean {
+  // The headers object joins repeated names; the raw list (a 'stream' argument since Node 16)
+  // shows each one, and the compat request reads the same array.
+  const { values, spoofed } = scanHeaders(rawHeaders);
+  if (spoofed) {
+    removeTtrp(headers);
+    removeTtrpRaw(rawHeaders);
+  }
+  const verdict = judge(values, stream.session as ServerHttp2Session | undefined, options);
+  if (verdict instanceof TokenBindingError) {
+    if (options.onRejectStream !== undefined) options.onRejectStream(stream, headers, verdict);
+    else sendStreamProblem(stream, verdict);
+    return false;
+  }
+  streamResults.set(stream, verdict);
+  return true;
+}
+
+/**
+ * A drop-in for `https.createServer` (same options, same events, the real `https.Server`) that
+ * verifies every request's Sec-Token-Binding (RFC 8471 §4.2, RFC 8473 §2) before any 'request',
+ * 'checkContinue', 'upgrade' or 'connect' listener runs, and exposes the verdict as
+ * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
+ * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
+ * client-sent `Sec-*-Token-Binding-ID` headers, and answers invalid messages with a 400
+ * `application/problem+json` (or `tokenBinding.onReject`).
+ *
+ * @example
+ * ```ts
+ * const server = createServer({ key, cert, tokenBinding: { required: true } }, (req, res) => {
+ *   res.end(JSON.stringify({ tbh: req.tokenBinding?.provided.hash }))
+ * })
+ * server.listen(8443)
+ * ```
+ */
+export function createServer(options: TokenBindingHttpsServerOptions, handler?: RequestListener): https.Server {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  if (handler !== undefined && typeof handler !== 'function') throw new TypeError('handler must be a function');
+  const { tokenBinding, ...httpsOptions } = options;
+  const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
+  const server = https.createServer(withRenegotiationRefused(httpsOptions));
+  installConnectionTracking(server, resolved);
+  interceptRequests(server, resolved);
+  if (handler !== undefined) server.on('request', handler);
+  return server;
+}

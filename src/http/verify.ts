@@ -1,0 +1,274 @@
+/**
+ * RFC 8471 §4.2 / RFC 8473 §2 server processing of a request's Sec-Token-Binding header.
+ */
+import { decodeSecTokenBindingHeader } from '../codec/header.js';
+import { keyParametersName } from '../codec/keyparams.js';
+import { parseTokenBindingMessage } from '../codec/message.js';
+import type { TokenBinding } from '../codec/types.js';
+import { canVerify } from '../crypto/backend.js';
+import { verifyTokenBinding } from '../crypto/verify.js';
+import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
+import { lookupVerification, rememberVerification, type ConnectionFacts, type ConnectionState } from '../tls/connection.js';
+import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
+import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
+import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
+
+/**
+ * A connection described by its caller: the EKM of the TLS connection that carried the header and
+ * the key parameters negotiated on it (an empty list: Token Binding was not negotiated). Nothing
+ * is cached for it.
+ */
+export interface TokenBindingConnection {
+  /** The 32-byte exported keying material (label `EXPORTER-Token-Binding`, no context). */
+  readonly ekm: Uint8Array;
+  /** Key parameters the provided binding may use on this connection. */
+  readonly negotiatedKeyParameters: readonly number[];
+}
+
+/**
+ * A connection as the tls layer keeps it: its facts (EKM, TLS conditions, negotiated key
+ * parameters) and, optionally, its verification cache. Verdicts are cached by header value in
+ * `state`; the EKM is the connection's, so a cached value can never vouch for the same bytes on
+ * another connection.
+ */
+export interface TokenBindingConnectionContext {
+  readonly facts: ConnectionFacts;
+  readonly state?: ConnectionState | null;
+}
+
+/** The verdict cached per header value on one connection. */
+type CachedVerdict = TokenBindingResult | TokenBindingError;
+
+interface CacheEntry {
+  readonly options: ResolvedTokenBindingOptions;
+  readonly verdict: CachedVerdict;
+}
+
+function fail(code: TokenBindingErrorCode, cause?: Record<string, unknown>): TokenBindingError {
+  return new TokenBindingError(code, undefined, cause);
+}
+
+/** The one header value, or undefined; more than one (or a comma-joined list) is a duplicate. */
+function singleValue(values: string | readonly string[] | undefined): string | undefined {
+  let value: string | undefined;
+  if (typeof values === 'string') value = values;
+  else if (values === undefined) return undefined;
+  else if (Array.isArray(values)) {
+    if (values.length === 0) return undefined;
+    if (values.length > 1) throw fail('ERR_TB_HEADER_DUPLICATE', { field: 'Sec-Token-Binding', expected: 1, actual: values.length });
+    value = values[0];
+    if (typeof value !== 'string') throw new TypeError('header values must be strings');
+  } else throw new TypeError('values must be a string, an array of strings or undefined');
+  // Node joins repeated unknown headers with ', '; base64url never holds a comma.
+  if (value.includes(',')) throw fail('ERR_TB_HEADER_DUPLICATE', { field: 'Sec-Token-Binding', expected: 1, actual: 'comma-joined list' });
+  return value;
+}
+
+/**
+ * The work itself: decode, parse, structural checks, then signatures, then (on success only) the
+ * base64url IDs and hashes. Structural checks come first: they are free and give a stable code
+ * whatever the signatures would say.
+ */
+function evaluate(value: string, ekm: Uint8Array, accepted: readonly number[], options: ResolvedTokenBindingOptions): TokenBindingResult {
+  const message = parseTokenBindingMessage(decodeSecTokenBindingHeader(value, { maxLength: options.maxHeaderLength }));
+  let provided: TokenBinding | undefined;
+  let referred: TokenBinding | undefined;
+  let others: TokenBinding[] | undefined;
+  for (const binding of message.bindings) {
+    if (binding.type === 0) {
+      if (provided !== undefined) throw fail('ERR_TB_MULTIPLE_PROVIDED', { field: 'provided_token_binding' });
+      provided = binding;
+    } else if (binding.type === 1) {
+      if (referred !== undefined) throw fail('ERR_TB_MULTIPLE_REFERRED', { field: 'referred_token_binding' });
+      referred = binding;
+    } else if (canVerify(binding.id.keyParameters)) {
+      // Unknown types are ignored only when they cannot be evaluated: a present-and-invalid
+      // signature still rejects (RFC 8471 §4.2).
+      (others ??= []).push(binding);
+    }
+  }
+  if (provided === undefined) throw fail('ERR_TB_NO_PROVIDED', { field: 'provided_token_binding' });
+  const keyParameters = provided.id.keyParameters;
+  if (!accepted.includes(keyParameters)) {
+    throw fail('ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED', {
+      field: 'provided.key_parameters',
+      expected: accepted.map(keyParametersName),
+      actual: keyParametersName(keyParameters),
+    });
+  }
+
+  const backend = options.backend;
+  if (!verifyTokenBinding(provided, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided' });
+  // A referred binding with key parameters we cannot evaluate is not invalid: accept the request,
+  // expose no referred ID (RFC 8471 §4.2). Its key parameters need not be this connection's: they
+  // were negotiated with the server that redirected the client (RFC 8473 §5).
+  const evaluateReferred = referred !== undefined && canVerify(referred.id.keyParameters);
+  if (evaluateReferred && !verifyTokenBinding(referred!, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
+  if (others !== undefined) {
+    for (const other of others) {
+      if (!verifyTokenBinding(other, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'other', type: other.type });
+    }
+  }
+
+  const otherIDs: OtherVerifiedBinding[] = others === undefined ? [] : others.map((b) => Object.freeze({ type: b.type, id: createVerifiedID(b.id) }));
+  const result: TokenBindingResult = {
+    provided: createVerifiedID(provided.id),
+    referred: evaluateReferred ? createVerifiedID(referred!.id) : null,
+    others: Object.freeze(otherIDs),
+  };
+  return Object.freeze(result);
+}
+
+function isContext(connection: TokenBindingConnection | TokenBindingConnectionContext): connection is TokenBindingConnectionContext {
+  return 'facts' in connection;
+}
+
+/** Settles one verdict: counts it, publishes it, returns or throws it. */
+function settle(verdict: CachedVerdict, started: number, cached: boolean): TokenBindingResult {
+  const durationNs = started === 0 ? 0 : nowNs() - started;
+  if (verdict instanceof TokenBindingError) {
+    recordVerification('rejected', durationNs, cached, verdict.code);
+    throw verdict;
+  }
+  recordVerification('accepted', durationNs, cached, undefined, verdict.provided.keyParameters);
+  return verdict;
+}
+
+/**
+ * Server processing of a request's Sec-Token-Binding header (RFC 8471 §4.2, RFC 8473 §2).
+ *
+ * - no header: `null`, or `ERR_TB_HEADER_MISSING` when `required`;
+ * - more than one header (an array, or a comma-joined value): `ERR_TB_HEADER_DUPLICATE`;
+ * - a connection that does not meet the TLS conditions (TLS 1.2 without Extended Master Secret,
+ *   TLS ≤ 1.1): `ERR_TB_TLS_CONDITIONS`, or `ERR_TB_EKM_UNAVAILABLE` when its EKM could not be
+ *   taken; a connection that meets them but on which no key parameters were negotiated (an empty
+ *   list, or a ClientHello offer sharing none with the server): `ERR_TB_NOT_NEGOTIATED`;
+ * - too long `ERR_TB_HEADER_TOO_LARGE`, not base64url `ERR_TB_HEADER_ENCODING`, not a message
+ *   `ERR_TB_MALFORMED`;
+ * - zero or several provided bindings `ERR_TB_NO_PROVIDED` / `ERR_TB_MULTIPLE_PROVIDED`, several
+ *   referred `ERR_TB_MULTIPLE_REFERRED`;
+ * - provided key parameters not accepted here `ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED`;
+ * - any signature that does not verify, including one on a binding of unknown type with known key
+ *   parameters: `ERR_TB_SIGNATURE_INVALID`. A referred binding with unknown key parameters is
+ *   accepted but exposed as `referred: null`; unknown types with unknown key parameters are
+ *   ignored.
+ *
+ * `connection` is either `{ ekm, negotiatedKeyParameters }` (nothing cached) or
+ * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`; the facts'
+ * `negotiatedKeyParameters` win over `options.keyParameters` when set). With a `state`, the
+ * verdict — success **or failure** — is cached by header value on that connection: clients
+ * repeat the same message on every request, and the verdict is a pure function of (value,
+ * connection EKM, options), so a cached failure is as exact as a cached success and makes a
+ * flood of one bad message cost one verification. Connection-level refusals (TLS conditions,
+ * nothing negotiated) are re-checked per request and never take a slot. After the connection's
+ * `maxDistinctMessages` distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
+ * signature work). The cache is never keyed by message bytes across connections: that would
+ * accept a replay on another connection.
+ *
+ * Each call is counted in the metrics and published on `tokbind:verify` (see metrics.ts).
+ *
+ * @throws {TokenBindingError} with the codes above
+ * @throws {TypeError} on API misuse (bad options, an EKM that is not 32 bytes)
+ * @example
+ * ```ts
+ * const result = verifyTokenBindingHeader(req.headers['sec-token-binding'], { ekm, negotiatedKeyParameters: [2] })
+ * if (result) console.log(result.provided.hash) // the `tbh` a bound token must carry
+ * ```
+ */
+export function verifyTokenBindingHeader(
+  values: string | readonly string[] | undefined,
+  connection: TokenBindingConnection | TokenBindingConnectionContext,
+  options: TokenBindingVerifyOptions | ResolvedTokenBindingOptions = {},
+): TokenBindingResult | null {
+  const resolved = resolveTokenBindingOptions(options);
+  if (connection === null || typeof connection !== 'object') throw new TypeError('connection must be an object');
+  let value: string | undefined;
+  try {
+    value = singleValue(values);
+  } catch (err) {
+    if (err instanceof TokenBindingError) recordVerification('rejected', 0, false, err.code);
+    throw err;
+  }
+  if (value === undefined) {
+    if (resolved.required) {
+      const err = fail('ERR_TB_HEADER_MISSING', { field: 'Sec-Token-Binding' });
+      recordVerification('rejected', 0, false, err.code);
+      throw err;
+    }
+    recordVerification('absent', 0, false);
+    return null;
+  }
+
+  // Cache hits are timed only for a subscriber: a hit is a Map lookup, the clock would double it.
+  const listening = hasVerifySubscribers();
+  let started = listening ? nowNs() : 0;
+  let cached = false;
+  let verdict: CachedVerdict;
+  try {
+    // Connection-level refusals first: they are cheap and never take a cache slot.
+    const { ekm, accepted, state } = usable(connection, resolved);
+    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value);
+    // Same value, same connection, same configuration: the same verdict. Another configuration
+    // (a second adapter on the connection) verifies afresh and replaces the entry.
+    if (entry !== undefined && sameVerdictOptions(entry.options, resolved)) {
+      cached = true;
+      verdict = entry.verdict;
+    } else {
+      if (!listening) started = nowNs();
+      try {
+        verdict = evaluate(value, ekm, accepted, resolved);
+      } catch (err) {
+        if (!(err instanceof TokenBindingError)) throw err;
+        verdict = err;
+      }
+      if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry);
+    }
+  } catch (err) {
+    if (!(err instanceof TokenBindingError)) throw err;
+    verdict = err;
+  }
+  return settle(verdict, started, cached);
+}
+
+/** Whether two configurations judge a header value alike (`required` does not matter for a present one). */
+function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
+  if (a === b) return true;
+  if (a.maxHeaderLength !== b.maxHeaderLength || a.backend !== b.backend) return false;
+  const ka = a.keyParameters;
+  const kb = b.keyParameters;
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+}
+
+/**
+ * The EKM, accepted key parameters and cache of a connection that may carry Token Binding, or the
+ * refusal.
+ */
+function usable(
+  connection: TokenBindingConnection | TokenBindingConnectionContext,
+  options: ResolvedTokenBindingOptions,
+): { ekm: Uint8Array; accepted: readonly number[]; state: ConnectionState | null | undefined } {
+  if (!isContext(connection)) {
+    const accepted = connection.negotiatedKeyParameters;
+    if (!Array.isArray(accepted)) throw new TypeError('negotiatedKeyParameters must be an array');
+    if (accepted.length === 0) throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'negotiatedKeyParameters' });
+    return { ekm: connection.ekm, accepted, state: null };
+  }
+  const { facts, state } = connection;
+  if (facts === null || typeof facts !== 'object') throw new TypeError('connection.facts must be ConnectionFacts');
+  if (!facts.eligible || facts.ekm === null) {
+    const reason = facts.ineligibleReason ?? 'ekm-unavailable';
+    throw fail(reason === 'ekm-unavailable' ? 'ERR_TB_EKM_UNAVAILABLE' : 'ERR_TB_TLS_CONDITIONS', {
+      field: 'connection',
+      actual: reason,
+      protocol: facts.protocol,
+    });
+  }
+  // null: the facts were captured without a configured list (e.g. by middleware); ours applies.
+  const accepted = facts.negotiatedKeyParameters ?? options.keyParameters;
+  if (accepted.length === 0) {
+    throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'key_parameters', expected: options.keyParameters });
+  }
+  return { ekm: facts.ekm, accepted, state };
+}
+
+export type { TokenBindingResult, VerifiedID };

@@ -1,0 +1,241 @@
+/**
+ * The binding-aware HTTP/2 server over real TLS on 127.0.0.1 (TLS 1.2 and 1.3): compat request
+ * API and 'stream' listeners, per-session cache, rejected streams. Serial: the diagnostics channel
+ * is process-wide.
+ */
+import test from 'ava';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import https from 'node:https';
+import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { formatTokenBindingID } from '../../src/codec/message.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
+import { createSecureServer } from '../../src/http/http2.js';
+import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
+import type { TokenBindingServerOptions } from '../../src/http/options.js';
+import type { TokenBindingResult } from '../../src/http/result.js';
+import { getTokenBinding } from '../../src/http/server.js';
+import { exportTokenBindingKeyingMaterial } from '../../src/tls/ekm.js';
+import { connectTls, listen, testCertificate, type Listening } from '../_tls.js';
+import { openConnection, type TlsVersion } from '../adapters/_client.js';
+
+interface Seen {
+  readonly tokenBinding: TokenBindingResult | null | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+}
+
+interface Running extends Listening {
+  readonly requests: Seen[];
+  /** What 'stream' listeners saw: the stream's headers and getTokenBinding(stream). */
+  readonly streams: { headers: IncomingHttpHeaders; tokenBinding: TokenBindingResult | null }[];
+}
+
+async function start(tokenBinding: TokenBindingServerOptions = {}, allowHTTP1 = false): Promise<Running> {
+  const requests: Seen[] = [];
+  const streams: Running['streams'] = [];
+  const server = createSecureServer(
+    { key: testCertificate.key, cert: testCertificate.cert, allowHTTP1, tokenBinding },
+    (req: Http2ServerRequest, res) => {
+      requests.push({ tokenBinding: req.tokenBinding, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ tokenBinding: req.tokenBinding }));
+    },
+  );
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    streams.push({ headers: { ...headers }, tokenBinding: getTokenBinding(stream) });
+  });
+  return { ...(await listen(server)), requests, streams };
+}
+
+async function events<T>(fn: () => Promise<T>): Promise<VerifyEvent[]> {
+  const collected: VerifyEvent[] = [];
+  const onMessage = (message: unknown) => collected.push(message as VerifyEvent);
+  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onMessage);
+  try {
+    await fn();
+    return collected;
+  } finally {
+    diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onMessage);
+  }
+}
+
+const key = generateTokenBindingKey();
+const sign = (connection: { ekm: Uint8Array }) => createSecTokenBindingHeader({ provided: key, ekm: connection.ekm });
+const codeOf = (body: string) => (JSON.parse(body) as { code: string }).code;
+
+for (const tls of ['TLSv1.3', 'TLSv1.2'] as TlsVersion[]) {
+  test.serial(`${tls}: accepted, exposed to the compat handler and to 'stream' listeners, cached per session`, async (t) => {
+    const server = await start();
+    const connection = await openConnection(server.port, { tls, http2: true });
+    try {
+      t.is(connection.alpn, 'h2');
+      const header = sign(connection);
+      const seen = await events(async () => {
+        for (let i = 0; i < 3; i++) {
+          const response = await connection.request('/', { 'sec-token-binding': header });
+          t.is(response.status, 200);
+          t.like(JSON.parse(response.body), { tokenBinding: { provided: { id: formatTokenBindingID(key.id), keyParameters: 'ecdsap256' } } });
+        }
+      });
+      // Each request of the compat API has its own socket object; the cache is the session's.
+      t.deepEqual(seen.map((e) => [e.outcome, e.cached]), [['accepted', false], ['accepted', true], ['accepted', true]]);
+      t.is(server.requests.length, 3);
+      t.is(server.streams.length, 3);
+      for (let i = 0; i < 3; i++) t.is(server.streams[i]!.tokenBinding as unknown, server.requests[i]!.tokenBinding);
+      t.not(server.requests[0]!.tokenBinding, null);
+    } finally {
+      await connection.close();
+      await server.close();
+    }
+  });
+
+  test.serial(`${tls}: the same message on a new session is rejected`, async (t) => {
+    const server = await start();
+    const first = await openConnection(server.port, { tls, http2: true });
+    const second = await openConnection(server.port, { tls, http2: true });
+    try {
+      const header = sign(first);
+      t.is((await first.request('/', { 'sec-token-binding': header })).status, 200);
+      const replay = await second.request('/', { 'sec-token-binding': header });
+      t.is(replay.status, 400);
+      t.is(codeOf(replay.body), 'ERR_TB_SIGNATURE_INVALID');
+    } finally {
+      await first.close();
+      await second.close();
+      await server.close();
+    }
+  });
+}
+
+test.serial('a rejected stream gets a 400 problem and reaches neither stream listeners nor the handler; the session stays usable', async (t) => {
+  const server = await start();
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3', http2: true });
+  try {
+    const cases: [Record<string, string | string[]>, string][] = [
+      [{ 'sec-token-binding': 'AAA' }, 'ERR_TB_MALFORMED'],
+      [{ 'sec-token-binding': 'a+b' }, 'ERR_TB_HEADER_ENCODING'],
+      [{ 'sec-token-binding': [sign(connection), sign(connection)] }, 'ERR_TB_HEADER_DUPLICATE'],
+    ];
+    for (const [headers, code] of cases) {
+      const response = await connection.request('/', headers);
+      t.is(response.status, 400);
+      t.is(response.headers['content-type'], 'application/problem+json');
+      t.is(codeOf(response.body), code);
+    }
+    t.is(server.requests.length, 0);
+    t.is(server.streams.length, 0);
+    t.is((await connection.request('/', { 'sec-token-binding': sign(connection) })).status, 200);
+    t.is((await connection.request('/')).status, 200);
+    t.is(server.requests[1]!.tokenBinding, null);
+  } finally {
+    await connection.close();
+    await server.close();
+  }
+});
+
+test.serial('spoofed TTRP headers are stripped before the stream listener and the handler', async (t) => {
+  const server = await start();
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3', http2: true });
+  try {
+    const response = await connection.request('/', {
+      'sec-token-binding': sign(connection),
+      'sec-provided-token-binding-id': 'spoofed',
+      'sec-referred-token-binding-id': 'spoofed',
+      'sec-other-token-binding-id': '4d.spoofed',
+      'x-kept': 'yes',
+    });
+    t.is(response.status, 200);
+    const names = ['sec-provided-token-binding-id', 'sec-referred-token-binding-id', 'sec-other-token-binding-id'];
+    for (const name of names) {
+      t.false(name in server.streams[0]!.headers, name);
+      t.false(name in server.requests[0]!.headers, name);
+      t.false(server.requests[0]!.rawHeaders.includes(name), name);
+    }
+    t.is(server.requests[0]!.headers['x-kept'], 'yes');
+  } finally {
+    await connection.close();
+    await server.close();
+  }
+});
+
+test.serial('required: a stream without a header is refused; onRejectStream replaces the answer', async (t) => {
+  const hooked: string[] = [];
+  const server = await start({
+    required: true,
+    onRejectStream: (stream, headers, error) => {
+      hooked.push(`${headers[':path']} ${error.code}`);
+      stream.respond({ ':status': 401 });
+      stream.end('bound token required');
+    },
+  });
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3', http2: true });
+  try {
+    const response = await connection.request('/private');
+    t.is(response.status, 401);
+    t.is(response.body, 'bound token required');
+    t.deepEqual(hooked, ['/private ERR_TB_HEADER_MISSING']);
+    t.is(server.requests.length, 0);
+  } finally {
+    await connection.close();
+    await server.close();
+  }
+});
+
+test.serial('required, default answer: 400 ERR_TB_HEADER_MISSING', async (t) => {
+  const server = await start({ required: true });
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3', http2: true });
+  try {
+    const response = await connection.request('/');
+    t.is(response.status, 400);
+    t.is(codeOf(response.body), 'ERR_TB_HEADER_MISSING');
+  } finally {
+    await connection.close();
+    await server.close();
+  }
+});
+
+test.serial('allowHTTP1: HTTP/1.1 requests on the HTTP/2 server are verified too', async (t) => {
+  const server = await start({}, true);
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3' });
+  try {
+    t.is(connection.alpn, 'http/1.1');
+    t.is(codeOf((await connection.request('/', { 'sec-token-binding': 'AAA' })).body), 'ERR_TB_MALFORMED');
+    const ok = await connection.request('/', { 'sec-token-binding': sign(connection) });
+    t.is(ok.status, 200);
+    t.like(JSON.parse(ok.body), { tokenBinding: { provided: { id: formatTokenBindingID(key.id) } } });
+  } finally {
+    await connection.close();
+    await server.close();
+  }
+});
+
+test.serial('a client whose EKM does not match (HTTP/1.1 agent on its own socket) is refused', async (t) => {
+  // The signature covers the EKM of another TLS connection: what a stolen header looks like.
+  const server = await start({}, true);
+  const other = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(other) });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: server.port, servername: 'localhost', ca: testCertificate.ca, headers: { 'sec-token-binding': header } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    t.is(status, 400);
+  } finally {
+    other.destroy();
+    await server.close();
+  }
+});
+
+test.serial('createSecureServer refuses bad arguments with a TypeError', (t) => {
+  const base = { key: testCertificate.key, cert: testCertificate.cert };
+  t.throws(() => createSecureServer(null as never), { instanceOf: TypeError });
+  t.throws(() => createSecureServer(base, 42 as never), { instanceOf: TypeError });
+  t.throws(() => createSecureServer({ ...base, tokenBinding: { keyParameters: [] } }), { instanceOf: TypeError });
+});

@@ -1,0 +1,106 @@
+/**
+ * Express glue (`tokbind/express`): a middleware that verifies Sec-Token-Binding (RFC 8473 §2)
+ * and exposes the result as `req.tokenBinding`, and an error handler that renders tokbind's 400
+ * as `application/problem+json`. Thin over src/http: verification, header stripping and the
+ * problem document are the server's own.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { TokenBindingError, isTokenBindingError } from '../errors.js';
+import { resolveTokenBindingOptions } from '../http/options.js';
+import { sendProblem } from '../http/problem.js';
+import type { TokenBindingResult } from '../http/result.js';
+import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
+
+declare global {
+  // Express types its request through this global namespace: merging here types `req.tokenBinding`.
+  namespace Express {
+    interface Request {
+      /**
+       * The verified Token Binding of this request (RFC 8471 §4.2), set by {@link tokenBinding}:
+       * null when the request carried no Sec-Token-Binding.
+       */
+      tokenBinding: TokenBindingResult | null;
+    }
+  }
+}
+
+export type { TokenBindingAdapterOptions as TokenBindingMiddlewareOptions } from './request.js';
+export type { TokenBindingResult, VerifiedID } from '../http/result.js';
+
+/**
+ * The error the middleware passes to `next()`: a {@link TokenBindingError} carrying the
+ * `status`/`statusCode`/`expose` fields Express's and http-errors' conventions read, so the
+ * default handler answers 400 and custom handlers can branch on `code`.
+ */
+export interface TokenBindingHttpError extends TokenBindingError {
+  readonly status: 400;
+  readonly statusCode: 400;
+  /** The message is safe to show the client: it is the fixed text of the code. */
+  readonly expose: true;
+}
+
+/**
+ * A fresh error per request: verdicts are cached per connection, and the cached error must not
+ * be mutated by (or leak a stack from) one request into the next.
+ */
+function httpError(error: TokenBindingError): TokenBindingHttpError {
+  const cause = error.cause;
+  const fresh = new TokenBindingError(error.code, error.message, cause);
+  return Object.assign(fresh, { status: 400 as const, statusCode: 400 as const, expose: true as const });
+}
+
+/**
+ * Express middleware: verifies the request's Sec-Token-Binding (RFC 8471 §4.2, RFC 8473 §2) and
+ * sets `req.tokenBinding` (null without a header). An invalid, duplicated or — with
+ * `required: true` — missing header calls `next(err)` with a {@link TokenBindingHttpError}
+ * (status 400); add {@link tokenBindingErrorHandler} to answer it with problem+json.
+ *
+ * On tokbind's `createServer` the server's verdict is reused, not recomputed, and only `required`
+ * is applied again. On a plain `https.createServer` the connection's facts (EKM, TLS version,
+ * EMS) are taken from `req.socket` on its first request. What a plain server cannot do: refuse
+ * TLS 1.2 renegotiation (pass `secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION` yourself),
+ * inspect the ClientHello (RFC 8472 offer), or take the EKM before a renegotiation could change it.
+ *
+ * @throws {TypeError} at setup, for invalid options
+ * @example
+ * ```ts
+ * import { tokenBinding, tokenBindingErrorHandler } from 'tokbind/express'
+ * app.use('/api', tokenBinding({ required: true }))
+ * app.get('/api/me', (req, res) => res.json({ tbh: req.tokenBinding?.provided.hash }))
+ * app.use(tokenBindingErrorHandler())
+ * ```
+ */
+export function tokenBinding(options: TokenBindingAdapterOptions = {}): RequestHandler {
+  const resolved = resolveTokenBindingOptions(options);
+  return function tokenBindingMiddleware(req, _res, next) {
+    const verdict = verifyIncomingRequest(req, resolved);
+    if (verdict instanceof TokenBindingError) {
+      next(httpError(verdict));
+      return;
+    }
+    req.tokenBinding = verdict;
+    next();
+  };
+}
+
+/**
+ * Express error handler that answers a Token Binding rejection with tokbind's 400
+ * `application/problem+json` (RFC 9457; the same body as tokbind's server) and passes every other
+ * error on. Mount it after the routes.
+ *
+ * @example
+ * ```ts
+ * app.use(tokenBinding())
+ * app.use(routes)
+ * app.use(tokenBindingErrorHandler())
+ * ```
+ */
+export function tokenBindingErrorHandler(): ErrorRequestHandler {
+  return function tokenBindingErrorHandler(err, _req, res, next) {
+    if (!isTokenBindingError(err) || res.headersSent) {
+      next(err);
+      return;
+    }
+    sendProblem(res, err);
+  };
+}

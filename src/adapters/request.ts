@@ -1,0 +1,43 @@
+/**
+ * The request-level step both framework adapters share: reuse the verdict a tokbind server already
+ * reached, or run src/http's `verifyRequest` (header stripping, connection facts taken lazily
+ * from the socket or HTTP/2 session, verification) now.
+ *
+ * @internal Not exported from the package.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import { TokenBindingError } from '../errors.js';
+import type { ResolvedTokenBindingOptions, TokenBindingServerOptions } from '../http/options.js';
+import type { TokenBindingResult } from '../http/result.js';
+import { verifyRequest } from '../http/server.js';
+
+/**
+ * Options of the Express middleware and the Fastify plugin: the verification options of
+ * {@link TokenBindingServerOptions}. ClientHello inspection and the reject hooks belong to the
+ * server (use tokbind's `createServer` for them); frameworks answer rejections their own way.
+ */
+export type TokenBindingAdapterOptions = Pick<
+  TokenBindingServerOptions,
+  'keyParameters' | 'required' | 'maxHeaderLength' | 'maxDistinctMessages' | 'backend' | 'onInvalid'
+>;
+
+/**
+ * Verifies one request (HTTP/1.x, or an HTTP/2 compat request) under `options`: the result, null
+ * (no header, or an invalid one under `onInvalid: 'ignore'`), or the error to reject with.
+ *
+ * On a tokbind server — or after another tokbind adapter ran — the verdict already on
+ * `req.tokenBinding` is reused, never recomputed; only `required` is applied again, so a route can
+ * demand what the server left optional. Elsewhere the connection's facts are taken now, from the
+ * TLSSocket (HTTP/1.x) or the HTTP/2 session, and cached with it like the server's.
+ */
+export function verifyIncomingRequest(
+  req: IncomingMessage | Http2ServerRequest,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | null | TokenBindingError {
+  const done = req.tokenBinding;
+  if (done !== undefined) {
+    return done === null && options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Token-Binding' }) : done;
+  }
+  return verifyRequest(req, options);
+}

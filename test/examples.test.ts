@@ -1,0 +1,91 @@
+/**
+ * The examples in examples/ run against real TLS on 127.0.0.1 with tokbind's client
+ * (TokenBindingAgent), a client without Token Binding, and a replay from another connection.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import test from 'ava';
+import { MemoryKeyStore } from '../src/client/keystore.js';
+import { TokenBindingAgent } from '../src/client/agent.js';
+import { tokenBindingScope } from '../src/client/scope.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../src/crypto/sign.js';
+import * as expressExample from '../examples/express.js';
+import * as fastifyExample from '../examples/fastify.js';
+import * as nodeExample from '../examples/node-https.js';
+import { testCertificate } from './_tls.js';
+import { openConnection } from './adapters/_client.js';
+
+interface Response {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly json: Record<string, unknown>;
+}
+
+function get(url: string, agent: https.Agent | false): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { agent, ca: testCertificate.ca, servername: 'localhost' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+const examples = [
+  { name: 'node-https', module: nodeExample, open: null, bound: '/' },
+  { name: 'express', module: expressExample, open: '/', bound: '/api/me' },
+  { name: 'fastify', module: fastifyExample, open: '/', bound: '/api/me' },
+] as const;
+
+for (const example of examples) {
+  test(`examples/${example.name}: bound client accepted; unbound and replayed requests refused`, async (t) => {
+    const handle = await example.module.start({ key: testCertificate.key, cert: testCertificate.cert });
+    const keyStore = new MemoryKeyStore();
+    const agent = new TokenBindingAgent({ keyStore, ca: testCertificate.ca });
+    try {
+      t.regex(handle.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+
+      const bound = await get(`${handle.url}${example.bound}`, agent);
+      t.is(bound.status, 200);
+      const key = await keyStore.getKey(tokenBindingScope(handle.url), 'ecdsap256');
+      if (key === undefined) return t.fail('the agent did not create a key for the server');
+      const raw = Buffer.from(key.id.raw);
+      t.deepEqual(bound.json, { id: raw.toString('base64url'), tbh: createHash('sha256').update(raw).digest('base64url') });
+
+      const unbound = await get(`${handle.url}${example.bound}`, false);
+      t.is(unbound.status, 400);
+      t.is(unbound.headers['content-type'], 'application/problem+json');
+      t.is(unbound.json['code'], 'ERR_TB_HEADER_MISSING');
+
+      if (example.open !== null) {
+        t.deepEqual((await get(`${handle.url}${example.open}`, false)).json, { tokenBinding: null });
+        t.like((await get(`${handle.url}${example.open}`, agent)).json, { tokenBinding: { id: raw.toString('base64url') } });
+      }
+
+      // A header signed for one connection, sent on another: a stolen header is worthless.
+      const port = Number(new URL(handle.url).port);
+      const [first, second] = await Promise.all([openConnection(port, { tls: 'TLSv1.3' }), openConnection(port, { tls: 'TLSv1.2' })]);
+      try {
+        const header = createSecTokenBindingHeader({ provided: generateTokenBindingKey(), ekm: first.ekm });
+        t.is((await first.request(example.bound, { 'sec-token-binding': header })).status, 200);
+        const replay = await second.request(example.bound, { 'sec-token-binding': header });
+        t.is(replay.status, 400);
+        t.is(JSON.parse(replay.body).code, 'ERR_TB_SIGNATURE_INVALID');
+      } finally {
+        await Promise.all([first.close(), second.close()]);
+      }
+    } finally {
+      agent.destroy();
+      await handle.close();
+    }
+  });
+}

@@ -12,7 +12,7 @@ import { createDemoApp } from '../demo/app.js';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
-import { ExitCode, UsageError, writeLine, type CliIo } from './io.js';
+import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
 export const DEFAULT_DEMO_PORT = 8443;
@@ -58,21 +58,6 @@ function formatStep(step: DemoStep, style: Style): string[] {
 function parsePort(value: string, source: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new UsageError(`${source} must be a port number 0-65535, got ${JSON.stringify(value)}`);
   return Number(value);
-}
-
-function waitForStop(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      signal?.removeEventListener('abort', stop);
-      resolve();
-    };
-    if (signal?.aborted === true) return stop();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    signal?.addEventListener('abort', stop, { once: true });
-  });
 }
 
 /**
@@ -132,7 +117,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
       writeLine(io.stdout, `  curl -k ${origin}/whoami   ${style.dim('(no Token Binding: "tokenBinding": null)')}`);
       writeLine(io.stdout, `  openssl s_client -connect 127.0.0.1:${listening}`);
       writeLine(io.stdout, 'Ctrl-C to stop.');
-      await waitForStop(signal);
+      await untilStopped(signal);
     }
     return ok ? ExitCode.ok : ExitCode.failure;
   } finally {

@@ -2,8 +2,8 @@ import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { TokenBindingDispatcher, tokbindFetch } from '../client/dispatcher.js';
 import { FileKeyStore, MemoryKeyStore } from '../client/keystore.js';
-import { ExitCode, UsageError, writeLine, type CliCommand } from './io.js';
-import { keyParametersOption, parseCommandLine, reportError } from './keygen.js';
+import { ExitCode, UsageError, parseCommandLine, reportError, writeLine, type CliCommand } from './io.js';
+import { keyParametersOption } from './keygen.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { FileKeyStore } from '../client/keystore.js';
 import { TokenBindingError } from '../errors.js';
-import { ExitCode, UsageError, writeJson, type CliCommand } from './io.js';
-import { describeKey, keyParametersOption, parseCommandLine, reportError, scopeOption } from './keygen.js';
+import { ExitCode, UsageError, parseCommandLine, reportError, writeJson, type CliCommand } from './io.js';
+import { describeKey, keyParametersOption, scopeOption } from './keygen.js';
 
 /**
  * `tokbind id --key-store file --url <url> [--key-parameters ...]`: prints

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { TokenBindingError } from '../errors.js';
 
 /** Where a CLI command reads and writes: process streams in real use, buffers in tests. */
 export interface CliIo {
@@ -31,4 +32,43 @@ export function writeLine(stream: Writable, text: string): void {
 
 export function writeJson(stream: Writable, value: unknown): void {
   stream.write(JSON.stringify(value) + '\n');
+}
+
+/** Runs a node:util `parseArgs` call, turning its errors into usage errors. */
+export function parseCommandLine<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Prints a failure as `{"error":{"code","message"}}` on stderr and returns exit status 1. A
+ * fetch failure's own cause (a TokenBindingError, a socket or certificate error) is what is
+ * reported: "fetch failed" alone says nothing.
+ */
+export function reportError(io: CliIo, err: unknown): number {
+  let reported = err;
+  while (!(reported instanceof TokenBindingError) && reported instanceof Error && reported.cause instanceof Error) reported = reported.cause;
+  const e = reported as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : 'ERR_TB_CLIENT';
+  writeJson(io.stderr, { error: { code, message: typeof e.message === 'string' ? e.message : String(reported) } });
+  return ExitCode.failure;
+}
+
+/** Resolves when the process is told to stop (SIGINT, SIGTERM) or `signal` aborts. */
+export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      signal?.removeEventListener('abort', stop);
+      resolve();
+    };
+    if (signal?.aborted === true) return stop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    signal?.addEventListener('abort', stop, { once: true });
+  });
 }

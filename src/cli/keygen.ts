@@ -5,8 +5,7 @@ import { tokenBindingHash } from '../crypto/hash.js';
 import type { TokenBindingKey } from '../crypto/sign.js';
 import { FileKeyStore } from '../client/keystore.js';
 import { tokenBindingScope } from '../client/scope.js';
-import { TokenBindingError } from '../errors.js';
-import { ExitCode, UsageError, writeJson, type CliCommand, type CliIo } from './io.js';
+import { ExitCode, UsageError, parseCommandLine, reportError, writeJson, type CliCommand } from './io.js';
 
 const KEY_PARAMETERS: readonly string[] = ['ecdsap256', 'rsa2048_pss', 'rsa2048_pkcs1.5'];
 
@@ -15,29 +14,6 @@ export function keyParametersOption(value: string | undefined): KeyParametersNam
   if (value === undefined) return 'ecdsap256';
   if (!KEY_PARAMETERS.includes(value)) throw new UsageError(`--key-parameters must be one of ${KEY_PARAMETERS.join(', ')}`);
   return value as KeyParametersName;
-}
-
-/** Runs a node:util `parseArgs` call, turning its errors into usage errors. */
-export function parseCommandLine<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-/**
- * Prints a failure as `{"error":{"code","message"}}` on stderr and returns exit status 1. A
- * fetch failure's own cause (a TokenBindingError, a socket or certificate error) is what is
- * reported: "fetch failed" alone says nothing.
- */
-export function reportError(io: CliIo, err: unknown): number {
-  let reported = err;
-  while (!(reported instanceof TokenBindingError) && reported instanceof Error && reported.cause instanceof Error) reported = reported.cause;
-  const e = reported as { code?: unknown; message?: unknown };
-  const code = typeof e.code === 'string' ? e.code : 'ERR_TB_CLIENT';
-  writeJson(io.stderr, { error: { code, message: typeof e.message === 'string' ? e.message : String(reported) } });
-  return ExitCode.failure;
 }
 
 /** The JSON the client commands print for a key: what a server will see (RFC 8471 §3). */

@@ -11,7 +11,7 @@ import { formatPrometheusMetrics } from '../http/metrics.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
-import { ExitCode, UsageError, writeLine, type CliIo } from './io.js';
+import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 interface ServeArguments {
   port: number;
@@ -84,22 +84,6 @@ function route(req: IncomingMessage, res: ServerResponse): void {
   json(res, 404, { error: 'not found' });
 }
 
-/** Resolves when the process is told to stop (SIGINT/SIGTERM) or `signal` aborts. */
-function stopRequested(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      signal?.removeEventListener('abort', stop);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    if (signal?.aborted) stop();
-    else signal?.addEventListener('abort', stop, { once: true });
-  });
-}
-
 /**
  * The `serve` command: a binding-aware HTTPS server (RFC 8473) on `--host` (127.0.0.1) and
  * `--port` (8443; 0 picks a free one), with a self-signed certificate for localhost and the host
@@ -161,7 +145,7 @@ export async function serve(argv: readonly string[], io: CliIo, signal?: AbortSi
   const host = args.host.includes(':') ? `[${args.host}]` : args.host;
   writeLine(io.stdout, `listening on https://${host}:${port}`);
 
-  await stopRequested(signal);
+  await untilStopped(signal);
   const closed = once(server, 'close');
   server.close();
   server.closeAllConnections();

@@ -1,26 +1,13 @@
 import test from 'ava';
 import { createPublicKey } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
 import { decode } from '../../src/cli/decode.js';
-import { ExitCode, UsageError, type CliIo } from '../../src/cli/io.js';
+import { ExitCode, UsageError } from '../../src/cli/io.js';
 import { createTokenBindingID, encodeTokenBindingMessage } from '../../src/codec/message.js';
 import { encodeSecTokenBindingHeader } from '../../src/codec/header.js';
 import { messageCases } from '../vectors/_messages.js';
+import { runCommand } from './_run.js';
 
-async function run(argv: string[], stdin = '') {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const sink = (into: Buffer[]) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        into.push(Buffer.from(chunk));
-        callback();
-      },
-    });
-  const io: CliIo = { stdin: Readable.from([Buffer.from(stdin)]), stdout: sink(out), stderr: sink(err), env: {} };
-  const code = await decode(argv, io);
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const run = (argv: string[], stdin = '') => runCommand(decode, argv, stdin);
 
 const byId = (id: string) => {
   const c = messageCases.find((x) => x.id === id);

@@ -2,27 +2,14 @@ import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
 import { fetch } from '../../src/cli/fetch.js';
 import { id } from '../../src/cli/id.js';
-import { ExitCode, UsageError, type CliCommand, type CliIo } from '../../src/cli/io.js';
+import { ExitCode, UsageError, type CliCommand } from '../../src/cli/io.js';
 import { testCertificate } from '../_tls.js';
 import { SSL_OP_NO_EXTENDED_MASTER_SECRET, startCheckingServer, type SeenRequest } from '../client/_server.js';
+import { runCommand } from './_run.js';
 
-async function run(command: CliCommand, argv: string[]) {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const sink = (into: Buffer[]) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        into.push(Buffer.from(chunk));
-        callback();
-      },
-    });
-  const io: CliIo = { stdin: Readable.from([]), stdout: sink(out), stderr: sink(err), env: {} };
-  const code = await command(argv, io);
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const run = (command: CliCommand, argv: string[]) => runCommand(command, argv);
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tokbind-cli-fetch-'));

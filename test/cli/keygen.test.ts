@@ -2,27 +2,14 @@ import test from 'ava';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
 import { id } from '../../src/cli/id.js';
-import { ExitCode, UsageError, type CliCommand, type CliIo } from '../../src/cli/io.js';
+import { ExitCode, UsageError, type CliCommand } from '../../src/cli/io.js';
 import { keygen } from '../../src/cli/keygen.js';
 import { base64urlDecode } from '../../src/codec/base64url.js';
 import { tokenBindingHash } from '../../src/crypto/hash.js';
+import { runCommand } from './_run.js';
 
-async function run(command: CliCommand, argv: string[]) {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const sink = (into: Buffer[]) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        into.push(Buffer.from(chunk));
-        callback();
-      },
-    });
-  const io: CliIo = { stdin: Readable.from([]), stdout: sink(out), stderr: sink(err), env: {} };
-  const code = await command(argv, io);
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const run = (command: CliCommand, argv: string[]) => runCommand(command, argv);
 
 async function storePath(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tokbind-cli-keygen-'));

@@ -5,21 +5,9 @@ import { main } from '../../src/cli/main.js';
 import { BATCH_LINE_INVALID, verify } from '../../src/cli/verify.js';
 import { keyParametersName } from '../../src/codec/keyparams.js';
 import { messageCases } from '../vectors/_messages.js';
+import { runCommand } from './_run.js';
 
-async function run(argv: string[], stdin = '') {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const sink = (into: Buffer[]) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        into.push(Buffer.from(chunk));
-        callback();
-      },
-    });
-  const io: CliIo = { stdin: Readable.from([Buffer.from(stdin)]), stdout: sink(out), stderr: sink(err), env: {} };
-  const code = await verify(argv, io);
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const run = (argv: string[], stdin = '') => runCommand(verify, argv, stdin);
 
 interface Line {
   ok: boolean;

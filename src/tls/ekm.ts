@@ -1,11 +1,9 @@
 import type { TLSSocket } from 'node:tls';
+import { TOKEN_BINDING_EKM_LENGTH } from '../codec/signed-data.js';
 import { TokenBindingError } from '../errors.js';
 
 /** The RFC 8471 §3.3 exporter label. */
 export const TOKEN_BINDING_EXPORTER_LABEL = 'EXPORTER-Token-Binding';
-
-/** The EKM length Token Binding signs over (RFC 8471 §3.3). */
-export const TOKEN_BINDING_EKM_BYTES = 32;
 
 /**
  * The 32-byte Exported Keying Material a Token Binding signature covers (RFC 8471 §3.3,
@@ -36,7 +34,7 @@ export function exportTokenBindingKeyingMaterial(socket: TLSSocket): Uint8Array 
   try {
     // @types/node declares `context` required; Node does not, and "no context" is what we need.
     const exportNoContext = socket.exportKeyingMaterial as (length: number, label: string) => Buffer;
-    return exportNoContext.call(socket, TOKEN_BINDING_EKM_BYTES, TOKEN_BINDING_EXPORTER_LABEL);
+    return exportNoContext.call(socket, TOKEN_BINDING_EKM_LENGTH, TOKEN_BINDING_EXPORTER_LABEL);
   } catch (err) {
     throw new TokenBindingError('ERR_TB_EKM_UNAVAILABLE', undefined, err instanceof Error ? err : undefined);
   }

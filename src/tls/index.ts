@@ -3,7 +3,7 @@
  * the per-connection verification cache.
  */
 export { createSelfSignedCertificate, type SelfSignedCertificate, type SelfSignedCertificateOptions } from './certificate.js';
-export { TOKEN_BINDING_EKM_BYTES, TOKEN_BINDING_EXPORTER_LABEL, exportTokenBindingKeyingMaterial } from './ekm.js';
+export { TOKEN_BINDING_EXPORTER_LABEL, exportTokenBindingKeyingMaterial } from './ekm.js';
 export { hasExtendedMasterSecret } from './session.js';
 export {
   TOKBIND_SECURE_OPTIONS,

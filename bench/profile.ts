@@ -1,0 +1,179 @@
+/**
+ * CPU profiles of the hot paths, summarised per function (what is not the signature?):
+ *
+ *   node dist/bench/profile.js verify            uncached header verification, known key
+ *   node dist/bench/profile.js verify-new-key    the same with a key never seen before
+ *   node dist/bench/profile.js verify-rsa        the same with a known rsa2048_pss key
+ *   node dist/bench/profile.js breakdown         ns per step of the uncached path (no profiler)
+ *   node dist/bench/profile.js request           tokbind server under keep-alive load
+ *   node dist/bench/profile.js request-newconn   tokbind server, one TLS connection per request
+ *   node dist/bench/profile.js request-plain     plain https server (for comparison)
+ *
+ * Options: --seconds=N (default 5), --keep (keep the .cpuprofile files, printed paths).
+ * Micro targets run in a child under `node --cpu-prof`; request targets profile the server child.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants, randomBytes, verify as cryptoVerify } from 'node:crypto';
+import { decodeSecTokenBindingHeader } from '../src/codec/header.js';
+import { formatTokenBindingID, parseTokenBindingMessage } from '../src/codec/message.js';
+import { tokenBindingSignedData } from '../src/codec/signed-data.js';
+import { tokenBindingHash } from '../src/crypto/hash.js';
+import { idCacheKey } from '../src/crypto/lru.js';
+import { nodeBackend } from '../src/crypto/node-backend.js';
+import { recordVerification } from '../src/http/metrics.js';
+import { createVerifiedID } from '../src/http/result.js';
+import { compare } from './lib/micro.js';
+import { connectionFacts, freshConnection } from './lib/connection.js';
+import { asHeaderString } from './lib/strings.js';
+import { DEFAULT_KEY_CACHE_SIZE } from '../src/crypto/lru.js';
+import { createSecTokenBindingHeader } from '../src/crypto/sign.js';
+import { benchTokenBindingKey } from './lib/keys.js';
+import { verifyTokenBindingHeader } from '../src/http/verify.js';
+import { startRig, runOnce } from './http.js';
+import { createBenchCertificate } from './lib/cert.js';
+import { QUICK } from './lib/context.js';
+import type { BenchContext } from './lib/context.js';
+import { formatProfile } from './lib/cpuprofile.js';
+import { Child, detectPinning } from './lib/proc.js';
+import { Report } from './lib/report.js';
+
+const args = process.argv.slice(2);
+const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.slice(10) ?? 5);
+const keep = args.includes('--keep');
+const target = args.find((a) => !a.startsWith('--')) ?? 'verify';
+
+function microLoop(name: string): void {
+  const ekm = new Uint8Array(randomBytes(32));
+  let headers: string[];
+  if (name === 'verify') {
+    headers = [asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('ecdsap256'), ekm }))];
+  } else if (name === 'verify-rsa') {
+    headers = [asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('rsa2048_pss'), ekm }))];
+  } else {
+    headers = Array.from({ length: Math.ceil(DEFAULT_KEY_CACHE_SIZE * 1.5) }, () =>
+      asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('ecdsap256'), ekm })),
+    );
+  }
+  const facts = connectionFacts(ekm);
+  const options = name === 'verify-rsa' ? { keyParameters: ['rsa2048_pss' as const] } : {};
+  const end = performance.now() + seconds * 1000;
+  let i = 0;
+  let n = 0;
+  while (performance.now() < end) {
+    for (let k = 0; k < 100; k++) {
+      if (verifyTokenBindingHeader(headers[i]!, freshConnection(facts), options) === null) throw new Error('no result');
+      if (++i === headers.length) i = 0;
+    }
+    n += 100;
+  }
+  console.log(`${name}: ${Math.round(n / seconds)} ops/s under the profiler`);
+}
+
+async function requestProfile(kind: 'plain' | 'tokbind', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
+  const children: Child[] = [];
+  const pinning = detectPinning();
+  const ctx: BenchContext = {
+    budget: QUICK,
+    quick: true,
+    report: new Report(),
+    cert: await createBenchCertificate(),
+    pinning,
+    log: console.log,
+    spawn: (script, o) => {
+      const c = new Child(script, { core: o.role === 'server' ? pinning.serverCore : pinning.generatorCore, name: o.name, ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}) });
+      children.push(c);
+      return c;
+    },
+  };
+  try {
+    const rig = await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const r = await runOnce(ctx, rig, kind, {
+      mode,
+      auth: kind === 'tokbind' ? 'tokbind' : 'none',
+      connections: mode === 'keepalive' ? 32 : 16,
+      warmupMs: 500,
+      durationMs: seconds * 1000,
+    });
+    console.log(`${kind} ${mode}: ${Math.round(r.rps)} req/s, server CPU ${(r.serverCpu * 100).toFixed(0)}%`);
+  } finally {
+    for (const c of children) await c.close();
+  }
+}
+
+/** Times each step of the uncached path on its own, in ns per call (EC known key, then RSA-PSS). */
+function breakdown(): void {
+  const ekm = new Uint8Array(randomBytes(32));
+  for (const kp of ['ecdsap256', 'rsa2048_pss'] as const) {
+    const key = benchTokenBindingKey(kp);
+    const header = createSecTokenBindingHeader({ provided: key, ekm });
+    const flat = asHeaderString(header);
+    const bytes = decodeSecTokenBindingHeader(flat);
+    const message = parseTokenBindingMessage(bytes);
+    const binding = message.bindings[0]!;
+    const data = tokenBindingSignedData(0, key.keyParameters, ekm);
+    const rawKey = kp === 'ecdsap256' ? { key: key.publicKey, dsaEncoding: 'ieee-p1363' as const } : { key: key.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
+    const options = kp === 'ecdsap256' ? {} : { keyParameters: [kp] };
+    const facts = connectionFacts(ekm);
+    const steps: [string, () => unknown][] = [
+      ['full verifyTokenBindingHeader (fresh state)', () => verifyTokenBindingHeader(flat, freshConnection(facts), options)],
+      ['raw crypto.verify (pre-imported key)', () => cryptoVerify('sha256', data, rawKey, binding.signature)],
+      ['nodeBackend.verify (LRU hit + verify)', () => nodeBackend.verify(binding.id, data, binding.signature)],
+      ['fresh connection state (bench-side cost)', () => freshConnection(facts)],
+      [`decodeSecTokenBindingHeader (${flat.length} chars)`, () => decodeSecTokenBindingHeader(flat)],
+      ['Buffer.from(value, "base64url") (for scale)', () => Buffer.from(flat, 'base64url')],
+      ['parseTokenBindingMessage', () => parseTokenBindingMessage(bytes)],
+      ['tokenBindingSignedData', () => tokenBindingSignedData(0, key.keyParameters, ekm)],
+      ['idCacheKey (LRU key string)', () => idCacheKey(binding.id.raw)],
+      ['createVerifiedID (id, tbh, freeze)', () => createVerifiedID(binding.id)],
+      ['  tokenBindingHash (SHA-256 + base64url)', () => tokenBindingHash(binding.id.raw)],
+      ['  formatTokenBindingID (base64url)', () => formatTokenBindingID(binding.id.raw)],
+      ['recordVerification (metrics)', () => recordVerification('accepted', 1000, false, undefined, 'ecdsap256')],
+    ];
+    console.log(`\n${kp}: ns per call (median of 3 rounds)`);
+    const res = compare(
+      steps.map(([name, f]) => ({ name, run: (n: number) => { let r; for (let i = 0; i < n; i++) r = f(); return r; } })),
+      { rounds: 3, roundMs: 300, warmupMs: 150 },
+    );
+    for (const [name] of steps) console.log(`  ${(1e9 / res.get(name)!.ops.median).toFixed(0).padStart(7)}  ${name}`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (target === 'breakdown') {
+    breakdown();
+    return;
+  }
+  if (args.includes('--child')) {
+    microLoop(target);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tokbind-prof-'));
+  try {
+    if (target === 'verify' || target === 'verify-new-key' || target === 'verify-rsa') {
+      const r = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, fileURLToPath(import.meta.url), target, '--child', `--seconds=${seconds}`], {
+        stdio: 'inherit',
+        timeout: (seconds + 120) * 1000,
+      });
+      if (r.status !== 0) throw new Error(`profiled child failed (${r.status})`);
+    } else if (target === 'request' || target === 'request-newconn' || target === 'request-plain') {
+      await requestProfile(target === 'request-plain' ? 'plain' : 'tokbind', target === 'request-newconn' ? 'newconn' : 'keepalive', dir);
+    } else {
+      throw new Error(`unknown target ${target}`);
+    }
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
+      console.log(formatProfile(join(dir, f)));
+    }
+    if (keep) console.log(`profiles kept in ${dir}`);
+  } finally {
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

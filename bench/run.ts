@@ -1,0 +1,148 @@
+/**
+ * `npm run bench` — tokbind's benchmarks, each figure beside its baseline from the same run.
+ *
+ *   npm run bench                 full mode (5 rounds per figure, a few minutes)
+ *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
+ *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
+ *   npm run bench -- --only=verify,http   a subset (verify, codec, http, memory)
+ *   npm run bench -- --markdown   also print the table as markdown (for the README)
+ *
+ * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
+ * a wrong verification result, a child that died, the time limit); targets are reported, never
+ * enforced.
+ */
+import { writeFileSync, readFileSync } from 'node:fs';
+import { cpus, availableParallelism, loadavg } from 'node:os';
+import { benchCodec } from './codec.js';
+import { benchHttp } from './http.js';
+import { benchMemory } from './memory.js';
+import { benchVerify } from './verify.js';
+import { createBenchCertificate } from './lib/cert.js';
+import { FULL, QUICK } from './lib/context.js';
+import type { BenchContext } from './lib/context.js';
+import { Child, detectPinning } from './lib/proc.js';
+import { Report } from './lib/report.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const json = args.includes('--json');
+const markdown = args.includes('--markdown');
+const onlyArg = args.find((a) => a.startsWith('--only='));
+const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
+const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
+if (unknown.length > 0) {
+  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,memory]`);
+  process.exit(2);
+}
+
+const log = (line: string): void => {
+  (json ? process.stderr : process.stdout).write(line + '\n');
+};
+
+const children = new Set<Child>();
+async function closeChildren(): Promise<void> {
+  await Promise.all([...children].map((c) => c.close()));
+  children.clear();
+}
+
+// Every run is bounded: a hung child or a stuck socket ends the benchmark with an error.
+const limitMs = quick ? 120_000 : 30 * 60_000;
+const watchdog = setTimeout(() => {
+  console.error(`bench: time limit (${limitMs / 1000} s) reached, aborting`);
+  void closeChildren().finally(() => process.exit(1));
+}, limitMs);
+
+const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
+  ['verify', benchVerify],
+  ['codec', benchCodec],
+  ['http', benchHttp],
+  ['memory', benchMemory],
+];
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  // Read before pinning: the runner's own affinity would then report one core.
+  const cores = availableParallelism();
+  const pinning = detectPinning();
+  const cert = await createBenchCertificate();
+  const report = new Report();
+  const ctx: BenchContext = {
+    budget: quick ? QUICK : FULL,
+    quick,
+    report,
+    cert,
+    pinning,
+    log,
+    spawn: (script, options) => {
+      const core = options.role === 'server' ? pinning.serverCore : pinning.generatorCore;
+      const child = new Child(script, { core, name: options.name, ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}) });
+      children.add(child);
+      return child;
+    },
+  };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const meta = {
+    tokbind: pkg.version,
+    node: process.version,
+    openssl: process.versions.openssl,
+    v8: process.versions.v8,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores,
+    loadavg_at_start: loadavg().map((x) => Math.round(x * 100) / 100),
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    rounds: ctx.budget.rounds,
+    budget: ctx.budget,
+    certificate: cert.description,
+    pinning: pinning.note,
+  };
+  log(`tokbind bench (${meta.mode}) — node ${meta.node}, OpenSSL ${meta.openssl}, ${meta.cpu}, ${meta.cores} cores`);
+  log(`pinning: ${pinning.note}`);
+  log(`certificate: ${cert.description}`);
+  const busy = meta.loadavg_at_start[0]! / cores;
+  if (busy > 0.5) {
+    const warning = `machine busy at start (load average ${meta.loadavg_at_start[0]} on ${cores} cores): figures will be noisy, ratios less so (paired rounds)`;
+    log(`warning: ${warning}`);
+    report.note(warning);
+  }
+
+  for (const [name, run] of sections) {
+    if (only !== null && !only.has(name)) continue;
+    const t0 = Date.now();
+    log(`… ${name}`);
+    try {
+      await run(ctx);
+    } finally {
+      await closeChildren();
+    }
+    log(`  ${name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  const out = { ...report.json(meta), elapsed_s: Math.round((Date.now() - started) / 100) / 10 };
+  writeFileSync(new URL('../../bench/results.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
+  log('');
+  log(report.table());
+  if (report.notes.length > 0) {
+    log('');
+    for (const n of report.notes) log(`note: ${n}`);
+  }
+  if (markdown) {
+    log('');
+    log(report.markdown());
+  }
+  log('');
+  log(`wrote bench/results.json (${out.elapsed_s} s)`);
+  if (json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+main().then(
+  () => {
+    clearTimeout(watchdog);
+  },
+  async (err: unknown) => {
+    console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+    await closeChildren();
+    clearTimeout(watchdog);
+    process.exitCode = 1;
+  },
+);

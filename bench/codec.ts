@@ -12,8 +12,8 @@ import { randomBytes, sign, verify } from 'node:crypto';
 import { decodeSecTokenBindingHeader } from '../src/codec/header.js';
 import { parseTokenBindingMessage } from '../src/codec/message.js';
 import { tokenBindingSignedData } from '../src/codec/signed-data.js';
-import { createTokenBindingMessage, createSecTokenBindingHeader } from '../src/crypto/sign.js';
-import { benchTokenBindingKey, generateKeyPair } from './lib/keys.js';
+import { createTokenBindingMessage, createSecTokenBindingHeader, generateTokenBindingKey } from '../src/crypto/sign.js';
+import { generateKeyPair } from './lib/keys.js';
 import type { BenchContext } from './lib/context.js';
 import { runIsolated, serveGroups } from './lib/isolate.js';
 import type { Group } from './lib/isolate.js';
@@ -22,8 +22,8 @@ import { asHeaderString } from './lib/strings.js';
 /** A typical provided + referred message (RFC 8473 §5), as bytes and as a header value. */
 function message(): { ekm: Uint8Array; bytes: Uint8Array; header: string } {
   const ekm = new Uint8Array(randomBytes(32));
-  const provided = benchTokenBindingKey('ecdsap256');
-  const referred = benchTokenBindingKey('ecdsap256');
+  const provided = generateTokenBindingKey('ecdsap256');
+  const referred = generateTokenBindingKey('ecdsap256');
   return {
     ekm,
     bytes: createTokenBindingMessage({ provided, referred, ekm }),

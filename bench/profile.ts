@@ -30,8 +30,7 @@ import { compare } from './lib/micro.js';
 import { connectionFacts, freshConnection } from './lib/connection.js';
 import { asHeaderString } from './lib/strings.js';
 import { DEFAULT_KEY_CACHE_SIZE } from '../src/crypto/lru.js';
-import { createSecTokenBindingHeader } from '../src/crypto/sign.js';
-import { benchTokenBindingKey } from './lib/keys.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../src/crypto/sign.js';
 import { verifyTokenBindingHeader } from '../src/http/verify.js';
 import { startRig, runOnce } from './http.js';
 import { createBenchCertificate } from './lib/cert.js';
@@ -50,12 +49,12 @@ function microLoop(name: string): void {
   const ekm = new Uint8Array(randomBytes(32));
   let headers: string[];
   if (name === 'verify') {
-    headers = [asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('ecdsap256'), ekm }))];
+    headers = [asHeaderString(createSecTokenBindingHeader({ provided: generateTokenBindingKey('ecdsap256'), ekm }))];
   } else if (name === 'verify-rsa') {
-    headers = [asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('rsa2048_pss'), ekm }))];
+    headers = [asHeaderString(createSecTokenBindingHeader({ provided: generateTokenBindingKey('rsa2048_pss'), ekm }))];
   } else {
     headers = Array.from({ length: Math.ceil(DEFAULT_KEY_CACHE_SIZE * 1.5) }, () =>
-      asHeaderString(createSecTokenBindingHeader({ provided: benchTokenBindingKey('ecdsap256'), ekm })),
+      asHeaderString(createSecTokenBindingHeader({ provided: generateTokenBindingKey('ecdsap256'), ekm })),
     );
   }
   const facts = connectionFacts(ekm);
@@ -108,7 +107,7 @@ async function requestProfile(kind: 'plain' | 'tokbind', mode: 'keepalive' | 'ne
 function breakdown(): void {
   const ekm = new Uint8Array(randomBytes(32));
   for (const kp of ['ecdsap256', 'rsa2048_pss'] as const) {
-    const key = benchTokenBindingKey(kp);
+    const key = generateTokenBindingKey(kp);
     const header = createSecTokenBindingHeader({ provided: key, ekm });
     const flat = asHeaderString(header);
     const bytes = decodeSecTokenBindingHeader(flat);

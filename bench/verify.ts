@@ -19,8 +19,8 @@ import type { KeyObject } from 'node:crypto';
 import { tokenBindingSignedData } from '../src/codec/signed-data.js';
 import { DEFAULT_KEY_CACHE_SIZE } from '../src/crypto/lru.js';
 import { nobleBackend } from '../src/crypto/noble-backend.js';
-import { createSecTokenBindingHeader, tokenBindingKeyFromKeyObject } from '../src/crypto/sign.js';
-import { benchTokenBindingKey, generateKeyPair } from './lib/keys.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey, tokenBindingKeyFromKeyObject } from '../src/crypto/sign.js';
+import { generateKeyPair } from './lib/keys.js';
 import type { TokenBindingVerifyOptions } from '../src/http/options.js';
 import { verifyTokenBindingHeader } from '../src/http/verify.js';
 import { connectionFacts, freshConnection } from './lib/connection.js';
@@ -137,7 +137,7 @@ const newKey: Group = {
     const spkis: Buffer[] = [];
     const sigs: Buffer[] = [];
     for (let i = 0; i < n; i++) {
-      const k = benchTokenBindingKey('ecdsap256');
+      const k = generateTokenBindingKey('ecdsap256');
       headers.push(asHeaderString(createSecTokenBindingHeader({ provided: k, ekm })));
       const { kty, crv, x, y } = k.publicKey.export({ format: 'jwk' });
       jwks.push({ key: { kty: kty!, crv: crv!, x: x!, y: y! }, format: 'jwk' });
@@ -232,7 +232,7 @@ function rsa(name: 'rsa2048_pss' | 'rsa2048_pkcs1.5', short: 'rsa_pss' | 'rsa_pk
   return {
     setup() {
       const ekm = new Uint8Array(randomBytes(32));
-      const k = benchTokenBindingKey(name);
+      const k = generateTokenBindingKey(name);
       const data = tokenBindingSignedData(0, k.keyParameters, ekm);
       const pss = name === 'rsa2048_pss';
       const padding = pss ? constants.RSA_PKCS1_PSS_PADDING : constants.RSA_PKCS1_PADDING;

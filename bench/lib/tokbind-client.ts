@@ -4,8 +4,7 @@
  * once per connection, after the handshake, with tokbind's own signing and EKM functions.
  */
 import type { TLSSocket } from 'node:tls';
-import { createSecTokenBindingHeader } from '../../src/crypto/sign.js';
-import { benchTokenBindingKey } from './keys.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { exportTokenBindingKeyingMaterial } from '../../src/tls/ekm.js';
 
 export interface ClientBinder {
@@ -14,7 +13,7 @@ export interface ClientBinder {
 }
 
 export function createClientBinder(): ClientBinder {
-  const key = benchTokenBindingKey('ecdsap256');
+  const key = generateTokenBindingKey('ecdsap256');
   return {
     header: (socket) => createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(socket) }),
   };

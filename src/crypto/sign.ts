@@ -1,7 +1,7 @@
 /**
  * The client side of RFC 8471: Token Binding keys, signatures and messages, on node:crypto.
  */
-import { KeyObject, constants, createPublicKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { KeyObject, constants, createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { base64urlDecode } from '../codec/base64url.js';
 import { encodeSecTokenBindingHeader } from '../codec/header.js';
 import { encodeEcP256PublicKey, encodeRsaPublicKey } from '../codec/keys.js';
@@ -111,11 +111,17 @@ export function tokenBindingKeyFromKeyObject(privateKey: KeyObject, keyParameter
  */
 export function generateTokenBindingKey(keyParameters: KeyParametersName = 'ecdsap256'): TokenBindingKey {
   const params = parseKeyParameters(keyParameters);
-  const { privateKey } =
+  // Generated as DER and re-imported, never used as the KeyObject generateKeyPairSync returns:
+  // on Node 20.20 exporting that object as a JWK can deadlock the process (the export holds the
+  // key's mutex while allocating; a GC finalizing the key-generation job then takes the same
+  // mutex). Reproduced within a few thousand generate+export calls; none after this change.
+  const privateKeyEncoding = { type: 'pkcs8', format: 'der' } as const;
+  const publicKeyEncoding = { type: 'spki', format: 'der' } as const;
+  const der: Buffer =
     params === TokenBindingKeyParameters.ecdsap256
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
-  return tokenBindingKeyFromKeyObject(privateKey, params);
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding, publicKeyEncoding }).privateKey
+      : generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537, privateKeyEncoding, publicKeyEncoding }).privateKey;
+  return tokenBindingKeyFromKeyObject(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }), params);
 }
 
 function signData(key: TokenBindingKey, data: Uint8Array): Uint8Array {

@@ -37,11 +37,15 @@ export function createSelfSignedCertificate(options: SelfSignedCertificateOption
   }
   if (!Number.isInteger(days) || days < 1) throw new TypeError('days must be a positive integer');
 
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  // PEM straight from the generator: no KeyObject export (see generateTokenBindingKey on why).
+  const { privateKey: keyPem, publicKey: publicKeyPem } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   const forgeKey = forge.pki.privateKeyFromPem(keyPem);
   const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
   // A positive serial: clear the top bit so the DER INTEGER is not read as negative.
   const serial = randomBytes(16);
   serial[0] = serial[0]! & 0x7f;

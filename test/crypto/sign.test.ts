@@ -144,3 +144,30 @@ test('createTokenBindingMessage: API misuse throws TypeError', (t) => {
   t.throws(() => createTokenBindingMessage({ provided, ekm: new Uint8Array(31) }), { instanceOf: TypeError });
   t.throws(() => createSecTokenBindingHeader({ provided: {} as never, ekm }), { instanceOf: TypeError });
 });
+
+// Node 20.20 can deadlock when a KeyObject straight from generateKeyPairSync is exported as a JWK
+// while a GC finalizes the key-generation job (KeyObjectHandle::ExportJWK → ~KeyGenJob, both on
+// the key's mutex). Key stores export every key they generate, so generation must not hand out
+// such objects. The old code hung within a few thousand iterations; run in a child process so a
+// hang is a failed test, not a stuck suite.
+test('generating and JWK-exporting thousands of keys never hangs', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const sign = new URL('../../src/crypto/sign.js', import.meta.url).href;
+  const script = `
+    const { generateTokenBindingKey } = await import(${JSON.stringify(sign)});
+    const keep = [];
+    for (let i = 0; i < 6000; i++) {
+      const key = generateTokenBindingKey('ecdsap256');
+      keep.push(key.privateKey.export({ format: 'jwk' }), key);
+      if (keep.length > 2000) keep.length = 0;
+    }
+    console.log('done');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearTimeout(timer);
+  t.is(code, 0, 'the key generation loop hung and was killed');
+  t.is(out.trim(), 'done');
+});

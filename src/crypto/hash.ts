@@ -1,11 +1,13 @@
-import { createHash } from 'node:crypto';
-import { base64urlEncode } from '../codec/base64url.js';
+import { hash } from 'node:crypto';
 import type { TokenBindingID } from '../codec/types.js';
 
 /**
  * `tbh`: base64url(SHA-256(TokenBindingID)), the confirmation value that binds a token to a
  * Token Binding (draft-ietf-oauth-token-binding §3, `cnf: { tbh }`). Hashes the exact wire bytes
  * of the TokenBindingID (key_parameters || u16 length || key).
+ *
+ * One-shot `crypto.hash` (Node ≥ 20.12): no Hash object, and the base64url string comes out flat
+ * (it is kept for the life of the connection in every verified ID).
  *
  * @example
  * ```ts
@@ -14,5 +16,5 @@ import type { TokenBindingID } from '../codec/types.js';
  */
 export function tokenBindingHash(id: TokenBindingID | Uint8Array): string {
   const raw = id instanceof Uint8Array ? id : id.raw;
-  return base64urlEncode(createHash('sha256').update(raw).digest());
+  return hash('sha256', raw, 'base64url');
 }

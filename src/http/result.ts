@@ -2,7 +2,6 @@
  * What a server learns from a verified Sec-Token-Binding header (RFC 8471 §4.2, RFC 8473 §2).
  */
 import { keyParametersName } from '../codec/keyparams.js';
-import { formatTokenBindingID } from '../codec/message.js';
 import type { KeyParametersName, TokenBindingID } from '../codec/types.js';
 import { tokenBindingHash } from '../crypto/hash.js';
 
@@ -57,7 +56,8 @@ class VerifiedTokenBindingID implements VerifiedID {
   constructor(id: TokenBindingID) {
     // Own copy: the parser hands out views into the decoded header.
     const raw = id.raw.slice();
-    this.id = formatTokenBindingID(raw);
+    // Buffer's encoder returns a flat string; this one is kept for the life of the connection.
+    this.id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
     this.hash = tokenBindingHash(raw);
     this.keyParameters = keyParametersName(id.keyParameters);
     this.#raw = raw;

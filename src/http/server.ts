@@ -13,8 +13,7 @@ import { TokenBindingError } from '../errors.js';
 import { withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
-  getConnectionFacts,
-  getConnectionState,
+  getConnectionContext,
   type ConnectionFacts,
   type ConnectionFactsOptions,
 } from '../tls/connection.js';
@@ -108,10 +107,7 @@ export function connectionContext(
   connection: TLSSocket | ServerHttp2Session,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingConnectionContext {
-  const capture = captureOptionsOf(options);
-  const facts = getConnectionFacts(connection, capture);
-  if (facts === null) return { facts: UNAVAILABLE, state: null };
-  return { facts, state: getConnectionState(connection, capture) };
+  return getConnectionContext(connection, captureOptionsOf(options)) ?? { facts: UNAVAILABLE, state: null };
 }
 
 /**
@@ -238,46 +234,45 @@ function isHttp2Request(req: unknown): req is Http2ServerRequest {
  */
 export function interceptRequests(server: EventEmitter, options: ResolvedTokenBindingOptions): void {
   const emit = server.emit as Emit;
-  const intercepted: Emit = function (event, ...args) {
+  // Named parameters and `arguments` rather than rest/spread: this runs for every event the
+  // server emits, and rest parameters allocate an array per call.
+  const intercepted = function (this: EventEmitter, event: string | symbol, a?: unknown, b?: unknown, _c?: unknown, d?: unknown): boolean {
     switch (event) {
       case 'request':
       case 'checkContinue':
       case 'checkExpectation': {
-        const req = args[0] as IncomingMessage | Http2ServerRequest;
+        const req = a as IncomingMessage | Http2ServerRequest;
         if (isHttp2Request(req)) {
           // Verified (and stripped) when its stream arrived; rejected streams never get here.
           req.tokenBinding = streamResults.get(req.stream) ?? null;
-          return emit.call(this, event, ...args);
+          break;
         }
         const verdict = verifyRequest(req, options);
         if (verdict instanceof TokenBindingError) {
-          rejectRequest(req, args[1] as ServerResponse, verdict, options);
+          rejectRequest(req, b as ServerResponse, verdict, options);
           return true;
         }
         req.tokenBinding = verdict;
-        return emit.call(this, event, ...args);
+        break;
       }
       case 'upgrade':
       case 'connect': {
-        const req = args[0] as IncomingMessage;
+        const req = a as IncomingMessage;
         const verdict = verifyRequest(req, options);
         if (verdict instanceof TokenBindingError) {
-          (args[1] as Duplex).end(rawProblemResponse(verdict));
+          (b as Duplex).end(rawProblemResponse(verdict));
           return true;
         }
         req.tokenBinding = verdict;
-        return emit.call(this, event, ...args);
+        break;
       }
-      case 'stream': {
-        const [stream, headers, , rawHeaders] = args as [ServerHttp2Stream, IncomingHttpHeaders, number, string[]];
-        if (!verifyStream(stream, headers, rawHeaders, options)) return true;
-        return emit.call(this, event, ...args);
-      }
-      default:
-        return emit.call(this, event, ...args);
+      case 'stream':
+        if (!verifyStream(a as ServerHttp2Stream, b as IncomingHttpHeaders, d as string[], options)) return true;
+        break;
     }
+    return Reflect.apply(emit, this, arguments) as boolean;
   };
-  server.emit = intercepted;
+  server.emit = intercepted as Emit;
 }
 
 /** Verifies an HTTP/2 stream; false when it was rejected (and answered). */

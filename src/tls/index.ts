@@ -18,6 +18,7 @@ export { CLIENT_HELLO_ERROR_EVENT, getClientHelloInfo, inspectClientHellos, type
 export {
   DEFAULT_MAX_DISTINCT_MESSAGES,
   captureConnectionFacts,
+  getConnectionContext,
   getConnectionFacts,
   getConnectionState,
   lookupVerification,

@@ -4,7 +4,6 @@
  * route-level `required`, option checks. Real TLS on 127.0.0.1.
  */
 import { createHash } from 'node:crypto';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
 import test from 'ava';
@@ -13,26 +12,15 @@ import type { ErrorRequestHandler } from 'express';
 import { tokenBinding, tokenBindingErrorHandler } from '../../src/adapters/express.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { TokenBindingError } from '../../src/errors.js';
-import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
 import { createServer } from '../../src/http/server.js';
 import { listen, testCertificate } from '../_tls.js';
 import { openConnection } from './_client.js';
+import { collectVerifyEvents } from '../_events.js';
 
 const { key: tlsKey, cert } = testCertificate;
 const key = generateTokenBindingKey();
 
-/** Counts `tokbind:verify` events while `fn` runs (tests using it are serial). */
-async function countVerifications(fn: () => Promise<void>): Promise<VerifyEvent[]> {
-  const events: VerifyEvent[] = [];
-  const onEvent = (event: unknown): void => void events.push(event as VerifyEvent);
-  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onEvent);
-  try {
-    await fn();
-  } finally {
-    diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onEvent);
-  }
-  return events;
-}
+const countVerifications = async (fn: () => Promise<void>) => (await collectVerifyEvents(fn)).events;
 
 function echoApp(middleware = tokenBinding()): express.Express {
   const app = express();

@@ -3,16 +3,15 @@
  * conformance.test.ts): reuse of the server's verdict through `serverFactory`, scoped
  * registration, the rejection as an ordinary Fastify reply, option checks. Real TLS on 127.0.0.1.
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
 import test from 'ava';
 import Fastify from 'fastify';
 import type { FastifyInstance, RawServerBase } from 'fastify';
 import { tokenBinding } from '../../src/adapters/fastify.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
-import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
 import { createServer } from '../../src/http/server.js';
 import { testCertificate } from '../_tls.js';
 import { openConnection } from './_client.js';
+import { collectVerifyEvents } from '../_events.js';
 
 const { key: tlsKey, cert } = testCertificate;
 const key = generateTokenBindingKey();
@@ -24,17 +23,7 @@ async function start<S extends RawServerBase>(app: FastifyInstance<S>): Promise<
   return address.port;
 }
 
-async function countVerifications(fn: () => Promise<void>): Promise<VerifyEvent[]> {
-  const events: VerifyEvent[] = [];
-  const onEvent = (event: unknown): void => void events.push(event as VerifyEvent);
-  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onEvent);
-  try {
-    await fn();
-  } finally {
-    diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onEvent);
-  }
-  return events;
-}
+const countVerifications = async (fn: () => Promise<void>) => (await collectVerifyEvents(fn)).events;
 
 for (const [name, make] of [
   [

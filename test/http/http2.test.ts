@@ -4,19 +4,18 @@
  * is process-wide.
  */
 import test from 'ava';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import https from 'node:https';
 import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { formatTokenBindingID } from '../../src/codec/message.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { createSecureServer } from '../../src/http/http2.js';
-import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
 import type { TokenBindingServerOptions } from '../../src/http/options.js';
 import type { TokenBindingResult } from '../../src/http/result.js';
 import { getTokenBinding } from '../../src/http/server.js';
 import { exportTokenBindingKeyingMaterial } from '../../src/tls/ekm.js';
 import { connectTls, listen, testCertificate, type Listening } from '../_tls.js';
 import { openConnection, type TlsVersion } from '../adapters/_client.js';
+import { collectVerifyEvents } from '../_events.js';
 
 interface Seen {
   readonly tokenBinding: TokenBindingResult | null | undefined;
@@ -47,17 +46,7 @@ async function start(tokenBinding: TokenBindingServerOptions = {}, allowHTTP1 = 
   return { ...(await listen(server)), requests, streams };
 }
 
-async function events<T>(fn: () => Promise<T>): Promise<VerifyEvent[]> {
-  const collected: VerifyEvent[] = [];
-  const onMessage = (message: unknown) => collected.push(message as VerifyEvent);
-  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onMessage);
-  try {
-    await fn();
-    return collected;
-  } finally {
-    diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onMessage);
-  }
-}
+const events = async <T>(fn: () => Promise<T>) => (await collectVerifyEvents(fn)).events;
 
 const key = generateTokenBindingKey();
 const sign = (connection: { ekm: Uint8Array }) => createSecTokenBindingHeader({ provided: key, ekm: connection.ekm });

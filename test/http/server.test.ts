@@ -5,19 +5,19 @@
  * Serial: the metrics and the diagnostics channel are process-wide.
  */
 import test from 'ava';
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { formatTokenBindingID } from '../../src/codec/message.js';
 import { tokenBindingHash } from '../../src/crypto/hash.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
-import { formatPrometheusMetrics, getMetricsSnapshot, VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
+import { formatPrometheusMetrics, getMetricsSnapshot } from '../../src/http/metrics.js';
 import type { TokenBindingServerOptions } from '../../src/http/options.js';
 import { createServer, getTokenBinding } from '../../src/http/server.js';
 import { exportTokenBindingKeyingMaterial } from '../../src/tls/ekm.js';
 import { connectTls, listen, testCertificate, type Listening } from '../_tls.js';
 import { openConnection, type TestConnection, type TlsVersion } from '../adapters/_client.js';
+import { collectVerifyEvents } from '../_events.js';
 
 interface Seen {
   tokenBinding: unknown;
@@ -48,17 +48,7 @@ function t_assertSame(req: IncomingMessage): void {
   if (getTokenBinding(req) !== (req.tokenBinding ?? null)) throw new Error('getTokenBinding disagrees with req.tokenBinding');
 }
 
-/** Collects `tokbind:verify` events while `fn` runs. */
-async function events<T>(fn: () => Promise<T>): Promise<{ result: T; events: VerifyEvent[] }> {
-  const collected: VerifyEvent[] = [];
-  const onMessage = (message: unknown) => collected.push(message as VerifyEvent);
-  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onMessage);
-  try {
-    return { result: await fn(), events: collected };
-  } finally {
-    diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onMessage);
-  }
-}
+const events = collectVerifyEvents;
 
 interface Problem {
   type: string;

@@ -8,6 +8,7 @@
  *   node dist/bench/profile.js request           tokbind server under keep-alive load
  *   node dist/bench/profile.js request-newconn   tokbind server, one TLS connection per request
  *   node dist/bench/profile.js request-plain     plain https server (for comparison)
+ *   node dist/bench/profile.js request-floor-newconn  the new-connection floor server (EKM + 1 raw verify)
  *
  * Options: --seconds=N (default 5), --keep (keep the .cpuprofile files, printed paths).
  * Micro targets run in a child under `node --cpu-prof`; request targets profile the server child.
@@ -72,7 +73,7 @@ function microLoop(name: string): void {
   console.log(`${name}: ${Math.round(n / seconds)} ops/s under the profiler`);
 }
 
-async function requestProfile(kind: 'plain' | 'tokbind', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
+async function requestProfile(kind: 'plain' | 'tokbind' | 'floor', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
   const children: Child[] = [];
   const pinning = detectPinning();
   const ctx: BenchContext = {
@@ -92,7 +93,7 @@ async function requestProfile(kind: 'plain' | 'tokbind', mode: 'keepalive' | 'ne
     const rig = await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     const r = await runOnce(ctx, rig, kind, {
       mode,
-      auth: kind === 'tokbind' ? 'tokbind' : 'none',
+      auth: kind === 'plain' ? 'none' : 'tokbind',
       connections: mode === 'keepalive' ? 32 : 16,
       warmupMs: 500,
       durationMs: seconds * 1000,
@@ -158,8 +159,9 @@ async function main(): Promise<void> {
         timeout: (seconds + 120) * 1000,
       });
       if (r.status !== 0) throw new Error(`profiled child failed (${r.status})`);
-    } else if (target === 'request' || target === 'request-newconn' || target === 'request-plain') {
-      await requestProfile(target === 'request-plain' ? 'plain' : 'tokbind', target === 'request-newconn' ? 'newconn' : 'keepalive', dir);
+    } else if (target === 'request' || target === 'request-newconn' || target === 'request-plain' || target === 'request-floor-newconn') {
+      const kind = target === 'request-plain' ? 'plain' : target === 'request-floor-newconn' ? 'floor' : 'tokbind';
+      await requestProfile(kind, target.endsWith('newconn') ? 'newconn' : 'keepalive', dir);
     } else {
       throw new Error(`unknown target ${target}`);
     }

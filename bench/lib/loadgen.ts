@@ -8,7 +8,8 @@
  * Why not autocannon: its `setupClient` hook runs before the connection exists and the request is
  * written as soon as the socket connects, so a header that depends on the connection's exported
  * keying material (Token Binding signs the EKM, which differs per connection) cannot be set
- * without patching its internals. The same generator serves the plain baseline (no header).
+ * without patching its internals. The same generator drives every variant, with or without the
+ * header.
  *
  * Modes: `keepalive` (each connection computes its header once after the handshake and reuses
  * it) and `newconn` (a fresh TLS connection per request, no session resumption: the client never

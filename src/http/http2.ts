@@ -5,7 +5,7 @@ import http2 from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, SecureServerOptions } from 'node:http2';
 import { withRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
-import { installConnectionTracking, interceptRequests } from './server.js';
+import { installConnectionTracking, interceptRequests, verifyBeforeContinue } from './server.js';
 
 /** `http2.createSecureServer` options plus `tokenBinding`. */
 export type TokenBindingHttp2ServerOptions = SecureServerOptions & { readonly tokenBinding?: TokenBindingServerOptions };
@@ -17,7 +17,8 @@ export type TokenBindingHttp2ServerOptions = SecureServerOptions & { readonly to
  * `application/problem+json` (or `tokenBinding.onRejectStream`) and reaches neither. In a 'stream'
  * listener read the verdict with `getTokenBinding(stream)`; in a request handler,
  * `req.tokenBinding`. The verification cache belongs to the connection (the HTTP/2 session), not
- * to a stream. With `allowHTTP1`, HTTP/1.1 requests are verified as `createServer` does.
+ * to a stream. With `allowHTTP1`, HTTP/1.1 requests are verified as `createServer` does
+ * (`Expect: 100-continue` included: verified before `100 Continue`).
  *
  * @example
  * ```ts
@@ -38,6 +39,7 @@ export function createSecureServer(
   const server = http2.createSecureServer(withRenegotiationRefused(http2Options));
   installConnectionTracking(server, resolved);
   interceptRequests(server, resolved);
+  verifyBeforeContinue(server);
   if (handler !== undefined) server.on('request', handler);
   return server;
 }

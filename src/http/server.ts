@@ -50,6 +50,13 @@ const SEC_TOKEN_BINDING = 'sec-token-binding';
  */
 const TTRP_HEADERS = new Set(['sec-provided-token-binding-id', 'sec-referred-token-binding-id', 'sec-other-token-binding-id']);
 
+/**
+ * HTTP/1.x requests verified at 'checkContinue' or 'checkExpectation': when a listener (ours,
+ * {@link continueAfterVerification}, or the application's) hands one on as 'request', it is not
+ * verified (or counted) twice.
+ */
+const verifiedEarly = new WeakSet<IncomingMessage>();
+
 /** HTTP/2 streams → their verdict, for {@link getTokenBinding} and the compat request. */
 const streamResults = new WeakMap<ServerHttp2Stream, TokenBindingResult | null>();
 
@@ -247,12 +254,14 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
           req.tokenBinding = streamResults.get(req.stream) ?? null;
           break;
         }
+        if (event === 'request' && verifiedEarly.has(req)) break;
         const verdict = verifyRequest(req, options);
         if (verdict instanceof TokenBindingError) {
           rejectRequest(req, b as ServerResponse, verdict, options);
           return true;
         }
         req.tokenBinding = verdict;
+        if (event !== 'request') verifiedEarly.add(req);
         break;
       }
       case 'upgrade':
@@ -273,6 +282,31 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
     return Reflect.apply(emit, this, arguments) as boolean;
   };
   server.emit = intercepted as Emit;
+}
+
+/**
+ * The server's own 'checkContinue' listener. Without one, Node answers `100 Continue` to an
+ * `Expect: 100-continue` request before any listener runs, so a client whose binding is about to
+ * be refused would be invited to upload its body first. With this listener Node emits
+ * 'checkContinue' instead, which is verified like 'request' (a refusal is a final 400, no 100);
+ * on success this does what Node would have done: `100 Continue`, then 'request'. When the
+ * application adds its own 'checkContinue' listener, this one steps aside and the application
+ * decides (its listener sees the verified `req.tokenBinding`).
+ */
+function continueAfterVerification(this: EventEmitter, req: unknown, res: { writeContinue(): void }): void {
+  if (this.listenerCount('checkContinue') > 1) return;
+  res.writeContinue();
+  this.emit('request', req, res);
+}
+
+/**
+ * Makes `Expect: 100-continue` requests wait for verification before `100 Continue` (see
+ * {@link continueAfterVerification}).
+ *
+ * @internal Shared by the HTTP/1.1 and HTTP/2 (`allowHTTP1`) servers.
+ */
+export function verifyBeforeContinue(server: EventEmitter): void {
+  server.on('checkContinue', continueAfterVerification);
 }
 
 /** Verifies an HTTP/2 stream; false when it was rejected (and answered). */
@@ -306,7 +340,8 @@ function verifyStream(
  * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
  * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
  * client-sent `Sec-*-Token-Binding-ID` headers, and answers invalid messages with a 400
- * `application/problem+json` (or `tokenBinding.onReject`).
+ * `application/problem+json` (or `tokenBinding.onReject`). An `Expect: 100-continue` request is
+ * verified before `100 Continue` is sent: a refused client is never invited to upload its body.
  *
  * @example
  * ```ts
@@ -324,6 +359,7 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
   installConnectionTracking(server, resolved);
   interceptRequests(server, resolved);
+  verifyBeforeContinue(server);
   if (handler !== undefined) server.on('request', handler);
   return server;
 }

@@ -4,7 +4,9 @@
  * is process-wide.
  */
 import test from 'ava';
+import http2 from 'node:http2';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { formatTokenBindingID } from '../../src/codec/message.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
@@ -218,6 +220,82 @@ test.serial('a client whose EKM does not match (HTTP/1.1 agent on its own socket
     t.is(status, 400);
   } finally {
     other.destroy();
+    await server.close();
+  }
+});
+
+/** One HTTP/2 stream with a body on its own session: status, whether 100 came first, the body. */
+function h2Post(session: http2.ClientHttp2Session, headers: Record<string, string>, body: string): Promise<{ status: number; continued: boolean; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':method': 'POST', ':path': '/', ...headers });
+    let status = 0;
+    let continued = false;
+    const chunks: Buffer[] = [];
+    stream.on('continue', () => {
+      continued = true;
+      stream.end(body);
+    });
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve({ status, continued, body: Buffer.concat(chunks).toString('utf8') }));
+    stream.on('error', reject);
+    if (headers.expect === undefined) stream.end(body);
+  });
+}
+
+test.serial('HTTP/2: a rejected stream with a body (and one expecting 100-continue) gets its 400 without 100; the session stays usable', async (t) => {
+  const server = await start();
+  const socket = await connectTls(server.port, { ALPNProtocols: ['h2'] });
+  const session = http2.connect(`https://localhost:${server.port}`, { createConnection: () => socket });
+  session.on('error', () => {});
+  try {
+    const big = 'x'.repeat(200_000);
+    const refused = await h2Post(session, { 'sec-token-binding': 'AAA' }, big);
+    t.is(refused.status, 400);
+    t.is(codeOf(refused.body), 'ERR_TB_MALFORMED');
+    const waiting = await h2Post(session, { 'sec-token-binding': 'AAA', expect: '100-continue' }, big);
+    t.is(waiting.status, 400);
+    t.false(waiting.continued);
+    t.is(server.requests.length, 0);
+    t.is(server.streams.length, 0);
+    const header = createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(socket) });
+    const accepted = await h2Post(session, { 'sec-token-binding': header, expect: '100-continue' }, 'hello');
+    t.is(accepted.status, 200);
+    t.true(accepted.continued);
+    t.like(JSON.parse(accepted.body), { tokenBinding: { provided: { id: formatTokenBindingID(key.id) } } });
+    t.is(server.requests.length, 1);
+  } finally {
+    session.destroy();
+    socket.destroy();
+    await server.close();
+  }
+});
+
+test.serial('allowHTTP1: an HTTP/1.1 request expecting 100-continue is verified before 100 Continue', async (t) => {
+  const server = await start({}, true);
+  const refusedSocket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  const socket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  const exchange = (s: TLSSocket, header: string, until: RegExp): Promise<string> =>
+    new Promise((resolve) => {
+      let text = '';
+      s.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (until.test(text)) resolve(text);
+      });
+      s.once('close', () => resolve(text));
+      s.write(`POST / HTTP/1.1\r\nHost: localhost\r\nSec-Token-Binding: ${header}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n`);
+    });
+  try {
+    const refused = await exchange(refusedSocket, 'AAA', /"code":"ERR_TB_MALFORMED"\}/);
+    t.regex(refused, /^HTTP\/1\.1 400 /);
+    t.notRegex(refused, /100 Continue/i);
+    const header = createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(socket) });
+    const accepted = await exchange(socket, header, /"others":\[\]\}\}$/);
+    t.regex(accepted, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    t.is(server.requests.length, 1);
+  } finally {
+    refusedSocket.destroy();
+    socket.destroy();
     await server.close();
   }
 });

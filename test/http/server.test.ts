@@ -28,6 +28,7 @@ interface Seen {
 
 interface Running extends Listening {
   readonly seen: Seen[];
+  readonly server: ReturnType<typeof createServer>;
 }
 
 /** A tokbind server whose handler records what it saw and answers with req.tokenBinding. */
@@ -40,7 +41,7 @@ async function start(tokenBinding: TokenBindingServerOptions = {}): Promise<Runn
     res.end(JSON.stringify({ tokenBinding: req.tokenBinding }));
   });
   const listening = await listen(server);
-  return { ...listening, seen };
+  return { ...listening, seen, server };
 }
 
 /** req.tokenBinding and getTokenBinding(req) are the same object. */
@@ -298,6 +299,96 @@ test.serial('a rejected request with a body closes the connection instead of rea
     t.is(server.seen.length, 0);
   } finally {
     socket.destroy();
+    await server.close();
+  }
+});
+
+/** The EKM of a raw client socket, taken with Node's API (no context). */
+function clientEkm(socket: TLSSocket): Uint8Array {
+  const exportNoContext = socket.exportKeyingMaterial as (length: number, label: string) => Buffer;
+  return new Uint8Array(exportNoContext.call(socket, 32, 'EXPORTER-Token-Binding'));
+}
+
+const expectHead = (header: string | null, length: number): string =>
+  `POST / HTTP/1.1\r\nHost: localhost\r\n${header === null ? '' : `Sec-Token-Binding: ${header}\r\n`}Expect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+
+test.serial('Expect: 100-continue with a refused binding: a final 400, never 100 Continue', async (t) => {
+  const server = await start();
+  const socket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const text = await raw(socket, expectHead('AAA', 100_000), /"code":"ERR_TB_MALFORMED"\}/);
+    t.regex(text, /^HTTP\/1\.1 400 /);
+    t.notRegex(text, /100 Continue/i);
+    t.is(server.seen.length, 0);
+  } finally {
+    socket.destroy();
+    await server.close();
+  }
+});
+
+test.serial('Expect: 100-continue with a valid binding: 100 Continue after verification, then the handler; verified once', async (t) => {
+  const server = await start();
+  const socket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: clientEkm(socket) });
+    // The test handler answers without reading the body: the whole exchange is on the wire
+    // before the body would be sent.
+    const { result: text, events: seen } = await events(() => raw(socket, expectHead(header, 5), /"others":\[\]\}\}$/));
+    t.regex(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    t.is(server.seen.length, 1);
+    t.is((server.seen[0]!.tokenBinding as { provided: { hash: string } }).provided.hash, tokenBindingHash(key.id));
+    t.deepEqual(seen.map((e) => e.outcome), ['accepted']);
+  } finally {
+    socket.destroy();
+    await server.close();
+  }
+});
+
+test.serial('Expect: 100-continue without a header (not required): 100 Continue, then the handler with null', async (t) => {
+  const server = await start();
+  const socket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const text = await raw(socket, expectHead(null, 2), /\{"tokenBinding":null\}$/);
+    t.regex(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    t.is(server.seen.length, 1);
+    t.is(server.seen[0]!.tokenBinding, null);
+  } finally {
+    socket.destroy();
+    await server.close();
+  }
+});
+
+test.serial("Expect: 100-continue with the application's own 'checkContinue' listener: it decides, with the verdict in hand", async (t) => {
+  const server = await start();
+  const decided: unknown[] = [];
+  server.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    decided.push(req.tokenBinding);
+    if (req.headers['x-too-large'] !== undefined) {
+      res.writeHead(413, { connection: 'close' }).end();
+      return;
+    }
+    res.writeContinue();
+    server.server.emit('request', req, res);
+  });
+  const socket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  const second = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: clientEkm(socket) });
+    const { result: text, events: seen } = await events(() => raw(socket, expectHead(header, 5), /"others":\[\]\}\}$/));
+    t.regex(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    t.is(server.seen.length, 1, 'the handler ran once');
+    t.deepEqual(seen.map((e) => e.outcome), ['accepted'], 'verified once');
+    t.is(decided.length, 1);
+    t.is(decided[0], server.seen[0]!.tokenBinding);
+
+    const head = expectHead(createSecTokenBindingHeader({ provided: key, ekm: clientEkm(second) }), 5).replace('Host: localhost\r\n', 'Host: localhost\r\nX-Too-Large: 1\r\n');
+    const refused = await raw(second, head, /^HTTP\/1\.1 413 [^]*\r\n\r\n/);
+    t.notRegex(refused, /100 Continue/i);
+    t.is(server.seen.length, 1, 'the application refused it: no handler');
+    t.is(decided.length, 2);
+  } finally {
+    socket.destroy();
+    second.destroy();
     await server.close();
   }
 });

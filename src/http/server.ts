@@ -137,21 +137,26 @@ export function getTokenBinding(target: IncomingMessage | Http2ServerRequest | S
 
 /**
  * Scans raw headers once: collects Sec-Token-Binding values (to count them — Node joins
- * duplicates of unknown headers with ', ') and reports whether a TTRP header must be stripped.
+ * duplicates of unknown headers with ', '), reports whether a TTRP header must be stripped, and
+ * whether the request is chunked (only a chunked HTTP/1.1 body can end with trailers).
  */
-function scanHeaders(raw: readonly string[]): { values: string[] | undefined; spoofed: boolean } {
+function scanHeaders(raw: readonly string[]): { values: string[] | undefined; spoofed: boolean; chunked: boolean } {
   let values: string[] | undefined;
   let spoofed = false;
+  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    // Length first: most headers are skipped without lowercasing.
+    // Length first: most headers are skipped without lowercasing. 'transfer-encoding' is 17
+    // characters long too.
     if (name.length === 17) {
-      if (name.toLowerCase() === SEC_TOKEN_BINDING) (values ??= []).push(raw[i + 1]!);
+      const lower = name.toLowerCase();
+      if (lower === SEC_TOKEN_BINDING) (values ??= []).push(raw[i + 1]!);
+      else if (lower === 'transfer-encoding') chunked = true;
     } else if ((name.length === 29 || name.length === 26) && TTRP_HEADERS.has(name.toLowerCase())) {
       spoofed = true;
     }
   }
-  return { values, spoofed };
+  return { values, spoofed, chunked };
 }
 
 function removeTtrpRaw(raw: string[]): void {
@@ -172,6 +177,34 @@ function stripRequest(req: IncomingMessage | Http2ServerRequest): void {
   removeTtrp(req.headers);
   if ('headersDistinct' in req) removeTtrp(req.headersDistinct);
   removeTtrpRaw(req.rawHeaders);
+}
+
+/**
+ * Strips spoofed TTRP headers from an HTTP/1.x request's trailers (a chunked body may end with
+ * header fields, RFC 9112 §7.1.2) once they have arrived: Node fills `trailers` by the 'end'
+ * event, and this listener, added before the application sees the request, runs first.
+ */
+function stripTrailersAtEnd(req: IncomingMessage): void {
+  req.once('end', () => {
+    const raw = req.rawTrailers;
+    if (raw.length === 0 || !scanHeaders(raw).spoofed) return;
+    // As for headers: build the lazy views from the parsed count first, then edit all three.
+    removeTtrp(req.trailers);
+    removeTtrp(req.trailersDistinct);
+    removeTtrpRaw(raw);
+  });
+}
+
+/**
+ * The same for an HTTP/2 stream's trailing HEADERS frame: the 'trailers' listeners (the compat
+ * request's and the application's) all receive the same header object and raw list, edited here
+ * in place. Added only to streams whose request headers did not end the stream.
+ */
+function stripStreamTrailers(stream: ServerHttp2Stream): void {
+  stream.once('trailers', (headers: IncomingHttpHeaders, _flags: number, raw?: string[]) => {
+    removeTtrp(headers as Record<string, unknown>);
+    if (Array.isArray(raw)) removeTtrpRaw(raw);
+  });
 }
 
 /** Whether an HTTP/1.x request may still have body bytes on the wire. */
@@ -211,10 +244,14 @@ export function verifyRequest(
   req: IncomingMessage | Http2ServerRequest,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
-  const { values, spoofed } = scanHeaders(req.rawHeaders);
+  const { values, spoofed, chunked } = scanHeaders(req.rawHeaders);
   if (spoofed) stripRequest(req);
-  const connection = 'stream' in req ? (req.stream.session as ServerHttp2Session | undefined) : (req.socket as TLSSocket);
-  return judge(values, connection, options);
+  if ('stream' in req) {
+    if (!req.stream.endAfterHeaders) stripStreamTrailers(req.stream);
+    return judge(values, req.stream.session as ServerHttp2Session | undefined, options);
+  }
+  if (chunked) stripTrailersAtEnd(req);
+  return judge(values, req.socket as TLSSocket, options);
 }
 
 function rejectRequest(req: IncomingMessage, res: ServerResponse, error: TokenBindingError, options: ResolvedTokenBindingOptions): void {
@@ -323,6 +360,7 @@ function verifyStream(
     removeTtrp(headers);
     removeTtrpRaw(rawHeaders);
   }
+  if (!stream.endAfterHeaders) stripStreamTrailers(stream);
   const verdict = judge(values, stream.session as ServerHttp2Session | undefined, options);
   if (verdict instanceof TokenBindingError) {
     if (options.onRejectStream !== undefined) options.onRejectStream(stream, headers, verdict);
@@ -339,7 +377,7 @@ function verifyStream(
  * 'checkContinue', 'upgrade' or 'connect' listener runs, and exposes the verdict as
  * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
  * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
- * client-sent `Sec-*-Token-Binding-ID` headers, and answers invalid messages with a 400
+ * client-sent `Sec-*-Token-Binding-ID` headers (and trailers), and answers invalid messages with a 400
  * `application/problem+json` (or `tokenBinding.onReject`). An `Expect: 100-continue` request is
  * verified before `100 Continue` is sent: a refused client is never invited to upload its body.
  *

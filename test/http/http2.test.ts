@@ -271,6 +271,54 @@ test.serial('HTTP/2: a rejected stream with a body (and one expecting 100-contin
   }
 });
 
+test.serial('HTTP/2: spoofed TTRP headers are stripped from trailers, for the compat request and trailers listeners', async (t) => {
+  const compat: { trailers: Record<string, unknown>; raw: string[]; body: string }[] = [];
+  const listened: { trailers: Record<string, unknown>; raw: unknown }[] = [];
+  const server = createSecureServer({ key: testCertificate.key, cert: testCertificate.cert, tokenBinding: {} }, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      compat.push({ trailers: Object.fromEntries(Object.entries(req.trailers)), raw: [...req.rawTrailers], body });
+      res.end('done');
+    });
+  });
+  server.on('stream', (stream: ServerHttp2Stream) => {
+    stream.on('trailers', (trailers: IncomingHttpHeaders, _flags: number, raw: unknown) => {
+      listened.push({ trailers: Object.fromEntries(Object.entries(trailers)), raw: Array.isArray(raw) ? [...(raw as string[])] : raw });
+    });
+  });
+  const listening = await listen(server);
+  const socket = await connectTls(listening.port, { ALPNProtocols: ['h2'] });
+  const session = http2.connect(`https://localhost:${listening.port}`, { createConnection: () => socket });
+  session.on('error', () => {});
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(socket) });
+    const status = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/', 'sec-token-binding': header }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'sec-provided-token-binding-id': 'spoofed', 'sec-other-token-binding-id': 'spoofed', 'x-kept': 'yes' }));
+      let code = 0;
+      stream.on('response', (h) => (code = Number(h[':status'])));
+      stream.resume();
+      stream.on('end', () => resolve(code));
+      stream.on('error', reject);
+      stream.end('hello');
+    });
+    t.is(status, 200);
+    t.is(compat.length, 1);
+    t.is(compat[0]!.body, 'hello');
+    t.deepEqual(compat[0]!.trailers, { 'x-kept': 'yes' });
+    t.deepEqual(compat[0]!.raw, ['x-kept', 'yes']);
+    t.is(listened.length, 1);
+    t.deepEqual(listened[0]!.trailers, { 'x-kept': 'yes' });
+    t.deepEqual(listened[0]!.raw, ['x-kept', 'yes']);
+  } finally {
+    session.destroy();
+    socket.destroy();
+    await listening.close();
+  }
+});
+
 test.serial('allowHTTP1: an HTTP/1.1 request expecting 100-continue is verified before 100 Continue', async (t) => {
   const server = await start({}, true);
   const refusedSocket = await connectTls(server.port, { ALPNProtocols: ['http/1.1'] });

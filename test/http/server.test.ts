@@ -235,6 +235,41 @@ test.serial('spoofed TTRP headers are stripped on requests without Sec-Token-Bin
   }
 });
 
+test.serial('spoofed TTRP headers are stripped from the trailers of a chunked request too', async (t) => {
+  const trailers: { trailers: Record<string, unknown>; distinct: Record<string, unknown>; raw: string[]; body: string; tokenBinding: unknown }[] = [];
+  const server = createServer({ key: testCertificate.key, cert: testCertificate.cert, tokenBinding: {} }, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      trailers.push({ trailers: { ...req.trailers }, distinct: { ...req.trailersDistinct }, raw: [...req.rawTrailers], body, tokenBinding: req.tokenBinding });
+      res.end('done');
+    });
+  });
+  const listening = await listen(server);
+  const socket = await connectTls(listening.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: clientEkm(socket) });
+    const chunked = (tb: string) =>
+      `POST / HTTP/1.1\r\nHost: localhost\r\n${tb}Transfer-Encoding: chunked\r\nTrailer: Sec-Provided-Token-Binding-ID, X-Kept\r\n\r\n` +
+      '5\r\nhello\r\n0\r\nSec-Provided-Token-Binding-ID: spoofed\r\nsec-referred-token-binding-id: spoofed\r\nX-Kept: yes\r\n\r\n';
+    t.regex(await raw(socket, chunked(`Sec-Token-Binding: ${header}\r\n`), /\r\n\r\n(4\r\n)?done/), /^HTTP\/1\.1 200 /);
+    t.regex(await raw(socket, chunked(''), /\r\n\r\n(4\r\n)?done/), /^HTTP\/1\.1 200 /);
+    t.is(trailers.length, 2);
+    t.not(trailers[0]!.tokenBinding, null);
+    t.is(trailers[1]!.tokenBinding, null);
+    for (const seen of trailers) {
+      t.is(seen.body, 'hello');
+      t.deepEqual(seen.trailers, { 'x-kept': 'yes' });
+      t.deepEqual(seen.distinct, { 'x-kept': ['yes'] });
+      t.deepEqual(seen.raw, ['X-Kept', 'yes']);
+    }
+  } finally {
+    socket.destroy();
+    await listening.close();
+  }
+});
+
 test.serial('a keep-alive connection stays usable after a 400; the problem body holds no key material', async (t) => {
   const server = await start();
   // The test client fails if the server closed the connection and a new one were needed.

@@ -124,17 +124,35 @@ export class TokenBindingAgent extends https.Agent {
   }
 }
 
+/** Bytes a `write(chunk, encoding?)` call adds (what Node's own buffering counts). */
+function chunkLength(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
+  // Node's write throws on anything else when the call is replayed: counted as nothing here.
+  return 0;
+}
+
 /**
  * Queues `write`, `end` and `flushHeaders` on the request itself, so Node renders the request
  * head only after the header has been set. Returns the function that replays them in order.
- * Until then writes report no backpressure: what is buffered is bounded by one handshake.
+ *
+ * Backpressure works as with any request still waiting for its socket: once the queued body
+ * reaches the request's `writableHighWaterMark`, `write` returns false, and 'drain' follows once
+ * the queue has been handed to the connection (by Node itself when the replayed writes filled
+ * the socket, else here). A request queued behind others in the agent's pool (`maxSockets`)
+ * therefore holds at most about one high-water mark of body, not the whole upload.
  */
 function hold(req: ClientRequest): { release(): void } {
   const calls: HeldCall[] = [];
   const target = req as unknown as Record<string, unknown>;
+  let queued = 0;
+  let needDrain = false;
   target['write'] = (...args: unknown[]): boolean => {
     calls.push(['write', args]);
-    return true;
+    queued += chunkLength(args[0], args[1]);
+    if (queued < req.writableHighWaterMark) return true;
+    needDrain = true;
+    return false;
   };
   target['end'] = (...args: unknown[]): ClientRequest => {
     calls.push(['end', args]);
@@ -149,10 +167,17 @@ function hold(req: ClientRequest): { release(): void } {
       delete target['write'];
       delete target['end'];
       delete target['flushHeaders'];
+      let flowing = true;
+      let ended = false;
       for (const [method, args] of calls) {
         if (req.destroyed) return;
-        (req[method] as (...a: unknown[]) => unknown).apply(req, args as unknown[]);
+        const result = (req[method] as (...a: unknown[]) => unknown).apply(req, args as unknown[]);
+        if (method === 'write') flowing = result as boolean;
+        else if (method === 'end') ended = true;
       }
+      // A writer told to wait is owed a 'drain'. When the last replayed write was refused, Node
+      // emits it once the socket drains; otherwise nothing would, so emit it here.
+      if (needDrain && flowing && !ended) process.nextTick(() => req.destroyed || req.emit('drain'));
     },
   };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import { TokenBindingAgent, type TokenBindingRequestOptions } from '../../src/client/agent.js';
 import { FileKeyStore, MemoryKeyStore } from '../../src/client/keystore.js';
 import { isReferredTokenBindingRequested } from '../../src/client/referred.js';
@@ -94,6 +95,64 @@ test('a body written after the request was created, and RSA-PSS keys, work', asy
   t.true(seen.valid);
   t.is(seen.body, 'hello world');
   t.is(base64urlDecode(seen.provided!)[0], 1); // key_parameters rsa2048_pss
+});
+
+test('a request queued for a socket applies backpressure: a piped upload waits instead of filling memory', async (t) => {
+  let releaseSlow: () => void = () => {};
+  const slowHeld = new Promise<void>((resolve) => (releaseSlow = resolve));
+  const server = await startCheckingServer({
+    routes: {
+      '/slow': (_req, res, seen) => {
+        void slowHeld.then(() => res.writeHead(seen.valid ? 200 : 400).end('slow'));
+      },
+    },
+  });
+  t.teardown(() => server.close());
+  // One socket: the upload waits in the agent's queue until /slow has been answered.
+  const agent = newAgent({ maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const slow = request(server.url('/slow'), { agent });
+
+  const total = 4 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  let produced = 0;
+  const source = new Readable({
+    read() {
+      if (produced >= total) return void this.push(null);
+      produced += chunk.length;
+      this.push(chunk);
+    },
+  });
+  const upload = new Promise<Reply>((resolve, reject) => {
+    const req = https.request(server.url('/upload'), { agent, method: 'POST', ca: testCertificate.ca }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    source.pipe(req);
+  });
+
+  // Until /slow is answered the upload has no socket: the source must stall at about one
+  // high-water mark (16 KiB) plus the stream's own buffer, not run to the end.
+  let last = -1;
+  for (let i = 0; i < 100 && produced !== last && produced < total; i++) {
+    last = produced;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.true(produced < total, `the whole upload (${produced} bytes) was buffered while waiting for a socket`);
+  t.true(produced <= 256 * 1024, `${produced} bytes produced before the request had a socket`);
+  t.deepEqual(server.seen.map((s) => s.path), ['/slow']);
+
+  releaseSlow();
+  t.is((await slow).status, 200);
+  const reply = await upload;
+  t.is(reply.status, 200);
+  const seen = JSON.parse(reply.body) as SeenRequest;
+  t.true(seen.valid);
+  t.is(seen.body.length, total);
+  t.is(produced, total);
 });
 
 test("the caller's own Sec-Token-Binding header is replaced, never sent twice", async (t) => {

@@ -97,6 +97,11 @@ function utilisation(ctx: BenchContext, label: string, samples: Map<string, Samp
   }
 }
 
+/** The median of the paired ratios a[i] / b[i], to three decimals (for values recorded without a row). */
+function pairedMedian(a: readonly number[], b: readonly number[]): number {
+  return Math.round(pairedRatio(a, b).median * 1000) / 1000;
+}
+
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -156,7 +161,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     ratio: { key: 'http.keepalive.noheader_ratio', summary: pairedRatio(rps('tokbind'), rps('plain_noheader')) },
     note: 'the same against plain https receiving requests without the header: includes the cost of the header bytes themselves',
   });
-  ctx.report.set('http.keepalive.header_ratio', Math.round(pairedRatio(rps('plain'), rps('plain_noheader')).median * 1000) / 1000);
+  ctx.report.set('http.keepalive.header_ratio', pairedMedian(rps('plain'), rps('plain_noheader')));
   const late = ka.get('dpop')!.reduce((a, s) => a + s.lateProofs, 0);
   ctx.report.figure({
     key: 'http.dpop.rps',
@@ -218,8 +223,8 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     note: 'floor = plain https + EKM export + one raw ECDSA verify per connection: the best ratio any in-line verifier can reach here',
   });
   ctx.report.set('http.newconn.plain_noheader_rps', Math.round(median(capacity('plain_noheader'))));
-  ctx.report.set('http.newconn.noheader_ratio', Math.round(pairedRatio(capacity('tokbind'), capacity('plain_noheader')).median * 1000) / 1000);
-  ctx.report.set('http.newconn.tokbind_over_floor', Math.round(pairedRatio(capacity('tokbind'), capacity('floor')).median * 1000) / 1000);
+  ctx.report.set('http.newconn.noheader_ratio', pairedMedian(capacity('tokbind'), capacity('plain_noheader')));
+  ctx.report.set('http.newconn.tokbind_over_floor', pairedMedian(capacity('tokbind'), capacity('floor')));
   ctx.report.set('http.newconn.measured', {
     plain_rps: Math.round(median(nc.get('plain')!.map((s) => s.rps))),
     tokbind_rps: Math.round(median(nc.get('tokbind')!.map((s) => s.rps))),

@@ -100,9 +100,12 @@ test('a body written after the request was created, and RSA-PSS keys, work', asy
 test('a request queued for a socket applies backpressure: a piped upload waits instead of filling memory', async (t) => {
   let releaseSlow: () => void = () => {};
   const slowHeld = new Promise<void>((resolve) => (releaseSlow = resolve));
+  let slowArrived: () => void = () => {};
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
   const server = await startCheckingServer({
     routes: {
       '/slow': (_req, res, seen) => {
+        slowArrived();
         void slowHeld.then(() => res.writeHead(seen.valid ? 200 : 400).end('slow'));
       },
     },
@@ -112,6 +115,9 @@ test('a request queued for a socket applies backpressure: a piped upload waits i
   const agent = newAgent({ maxSockets: 1 });
   t.teardown(() => agent.destroy());
   const slow = request(server.url('/slow'), { agent });
+  // Awaited below; a failed assertion before then must not leave it unhandled.
+  slow.catch(() => {});
+  await arrived;
 
   const total = 4 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -133,6 +139,7 @@ test('a request queued for a socket applies backpressure: a piped upload waits i
     req.on('error', reject);
     source.pipe(req);
   });
+  upload.catch(() => {});
 
   // Until /slow is answered the upload has no socket: the source must stall at about one
   // high-water mark (16 KiB) plus the stream's own buffer, not run to the end.

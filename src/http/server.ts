@@ -159,24 +159,25 @@ function scanHeaders(raw: readonly string[]): { values: string[] | undefined; sp
   return { values, spoofed, chunked };
 }
 
-function removeTtrpRaw(raw: string[]): void {
+/**
+ * Deletes TTRP headers from every view of one header block (request headers or trailers): the
+ * objects Node built from it, then the raw list. Node builds the HTTP/1.x objects lazily from the
+ * raw list and the count it parsed, so the caller reads them (building them) before the raw list
+ * is edited; the argument order does that.
+ */
+function removeTtrp(views: readonly (Record<string, unknown> | undefined)[], raw: string[] | undefined): void {
+  for (const view of views) {
+    if (view !== undefined) for (const name of TTRP_HEADERS) delete view[name];
+  }
+  if (raw === undefined) return;
   for (let i = raw.length - 2; i >= 0; i -= 2) {
     if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
   }
 }
 
-function removeTtrp(headers: Record<string, unknown> | undefined): void {
-  if (headers === undefined) return;
-  for (const name of TTRP_HEADERS) delete headers[name];
-}
-
 /** Strips spoofed TTRP headers from every view of a request: headers, headersDistinct, rawHeaders. */
 function stripRequest(req: IncomingMessage | Http2ServerRequest): void {
-  // Node builds headers/headersDistinct (HTTP/1.x) lazily from rawHeaders with the count it
-  // parsed: build them first, then edit all three.
-  removeTtrp(req.headers);
-  if ('headersDistinct' in req) removeTtrp(req.headersDistinct);
-  removeTtrpRaw(req.rawHeaders);
+  removeTtrp([req.headers, 'headersDistinct' in req ? req.headersDistinct : undefined], req.rawHeaders);
 }
 
 /**
@@ -188,10 +189,7 @@ function stripTrailersAtEnd(req: IncomingMessage): void {
   req.once('end', () => {
     const raw = req.rawTrailers;
     if (raw.length === 0 || !scanHeaders(raw).spoofed) return;
-    // As for headers: build the lazy views from the parsed count first, then edit all three.
-    removeTtrp(req.trailers);
-    removeTtrp(req.trailersDistinct);
-    removeTtrpRaw(raw);
+    removeTtrp([req.trailers, req.trailersDistinct], raw);
   });
 }
 
@@ -202,8 +200,7 @@ function stripTrailersAtEnd(req: IncomingMessage): void {
  */
 function stripStreamTrailers(stream: ServerHttp2Stream): void {
   stream.once('trailers', (headers: IncomingHttpHeaders, _flags: number, raw?: string[]) => {
-    removeTtrp(headers as Record<string, unknown>);
-    if (Array.isArray(raw)) removeTtrpRaw(raw);
+    removeTtrp([headers as Record<string, unknown>], Array.isArray(raw) ? raw : undefined);
   });
 }
 
@@ -356,10 +353,7 @@ function verifyStream(
   // The headers object joins repeated names; the raw list (a 'stream' argument since Node 16)
   // shows each one, and the compat request reads the same array.
   const { values, spoofed } = scanHeaders(rawHeaders);
-  if (spoofed) {
-    removeTtrp(headers);
-    removeTtrpRaw(rawHeaders);
-  }
+  if (spoofed) removeTtrp([headers], rawHeaders);
   if (!stream.endAfterHeaders) stripStreamTrailers(stream);
   const verdict = judge(values, stream.session as ServerHttp2Session | undefined, options);
   if (verdict instanceof TokenBindingError) {

@@ -90,9 +90,8 @@ export const keygen = defineCommand(
         writeJson(io.stdout, { keyStore: path, created: await store.init() });
         return ExitCode.ok;
       }
-      const existing = await store.getKey(scope, keyParameters);
-      const key = existing ?? (await store.getOrCreateKey(scope, keyParameters));
-      writeJson(io.stdout, { ...describeKey(scope, keyParameters, key), created: existing === undefined });
+      const { key, created } = await store.ensureKey(scope, keyParameters);
+      writeJson(io.stdout, { ...describeKey(scope, keyParameters, key), created });
       return ExitCode.ok;
     } catch (err) {
       return reportError(io, err);

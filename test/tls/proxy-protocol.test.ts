@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import test from 'ava';
 import fc from 'fast-check';
@@ -129,14 +130,34 @@ async function startBehindProxyProtocol(options: Parameters<typeof acceptProxyPr
   return { server, front, listening, seen, errors };
 }
 
-/** Sends `header`, then (corked, so both may share one segment) TLS, then one bound request. */
-async function boundRequestThrough(port: number, header: Uint8Array): Promise<string> {
+/**
+ * Sends `header` and then TLS with one bound request. With `coalesce`, the header and the
+ * ClientHello go out in ONE write (as a balancer may send them), so the server reads TLS bytes
+ * in the same chunk as the header; otherwise the header is written on its own first.
+ */
+async function boundRequestThrough(port: number, header: Uint8Array, coalesce = false): Promise<string> {
   const raw = netConnect({ host: '127.0.0.1', port });
   await once(raw, 'connect');
-  raw.cork();
-  raw.write(header);
-  const secure = tls.connect({ socket: raw, servername: 'localhost', ca: testCertificate.ca });
-  process.nextTick(() => raw.uncork());
+  let transport: Duplex = raw;
+  if (coalesce) {
+    let pending: Uint8Array | undefined = header;
+    transport = new Duplex({
+      write(chunk: Buffer, _encoding, callback) {
+        const out = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
+        pending = undefined;
+        raw.write(out, callback);
+      },
+      read() {},
+      final(callback) {
+        raw.end(callback);
+      },
+    });
+    raw.on('data', (chunk: Buffer) => transport.push(chunk));
+    raw.on('end', () => transport.push(null));
+  } else {
+    raw.write(header);
+  }
+  const secure = tls.connect({ socket: transport, servername: 'localhost', ca: testCertificate.ca });
   await once(secure, 'secureConnect');
   const key = generateTokenBindingKey();
   const binding = createSecTokenBindingHeader({ provided: key, ekm: exportTokenBindingKeyingMaterial(secure) });
@@ -146,6 +167,7 @@ async function boundRequestThrough(port: number, header: Uint8Array): Promise<st
   secure.on('data', (chunk: string) => (text += chunk));
   await once(secure, 'end');
   secure.destroy();
+  raw.destroy();
   return text;
 }
 
@@ -156,8 +178,12 @@ test('behind acceptProxyProtocol, the request sees the header\'s client as its p
   t.regex(v1Response, /^HTTP\/1\.1 200/);
   const v2Response = await boundRequestThrough(listening.port, v2([198, 51, 100, 9], 40000, [127, 0, 0, 1], 8443));
   t.regex(v2Response, /^HTTP\/1\.1 200/);
+  t.regex(await boundRequestThrough(listening.port, ascii('PROXY TCP6 2001:db8::7 ::1 51001 8443\r\n'), true), /^HTTP\/1\.1 200/);
+  t.regex(await boundRequestThrough(listening.port, v2([203, 0, 113, 5], 40001, [127, 0, 0, 1], 8443), true), /^HTTP\/1\.1 200/);
   t.like(seen[0], { remoteAddress: '192.0.2.7', remotePort: 51000 });
   t.like(seen[1], { remoteAddress: '198.51.100.9', remotePort: 40000 });
+  t.like(seen[2], { remoteAddress: '2001:db8::7', remotePort: 51001 });
+  t.like(seen[3], { remoteAddress: '203.0.113.5', remotePort: 40001 });
   t.truthy((seen[0]!.tokenBinding as { provided?: unknown }).provided);
   t.deepEqual(errors, []);
 });

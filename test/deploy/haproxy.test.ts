@@ -66,7 +66,7 @@ test('a client\'s connections land on both nodes; each verifies its binding and 
     const seen = JSON.parse(reply.body) as NodeReply;
     // PROXY protocol v2 carried the client's own address and source port through HAProxy.
     t.is(seen.remoteAddress, '127.0.0.1');
-    t.is<number | undefined>(seen.remotePort, reply.localPort);
+    t.is(seen.remotePort as number | undefined, reply.localPort);
     replies.push(seen);
   }
   t.deepEqual([...new Set(replies.map((r) => r.node))].sort(), ['node1', 'node2']);

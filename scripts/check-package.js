@@ -3,7 +3,7 @@
 //
 //   npm run check:package            (node scripts/check-package.js [--keep])
 //
-//  1. `npm pack` (prepack: a clean build) into a temporary directory outside the repository;
+//  1. `npm pack` (prepack: a clean build of src/) into a temporary directory outside the repository;
 //  2. the tarball's file list, source maps and manifest (scripts/check-tarball.js);
 //  3. publint --strict and @arethetypeswrong/cli on the tarball, for every export path;
 //  4. a scratch project in the temporary directory: `npm install <tarball>` alone must print no
@@ -74,7 +74,7 @@ function rangeOf(name) {
 const work = mkdtempSync(path.join(tmpdir(), 'tokbind-consumer-'));
 const started = Date.now();
 try {
-  step('npm pack (prepack: clean build)');
+  step('npm pack (prepack: clean build of dist/src)');
   run(npm, ['pack', '--pack-destination', work, '--silent']);
   const tarballs = readdirSync(work).filter((f) => f.endsWith('.tgz'));
   if (tarballs.length !== 1) fail(`expected one tarball in ${work}, found ${tarballs.join(', ') || 'none'}`);

@@ -53,8 +53,14 @@ function run(command, args, options = {}) {
     encoding: 'utf8',
     env: { ...process.env, npm_config_update_notifier: 'false', NO_COLOR: '1', FORCE_COLOR: '0', ...options.env },
     maxBuffer: 64 * 1024 * 1024,
+    // A hung server or install fails the step instead of stalling CI.
+    timeout: options.timeout ?? 600_000,
+    killSignal: 'SIGKILL',
   });
   const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  if (result.error?.code === 'ETIMEDOUT') {
+    fail(`\`${[path.basename(command), ...args].join(' ')}\` did not finish within ${(options.timeout ?? 600_000) / 1000} s:\n${output.trimEnd()}`);
+  }
   if (result.error !== undefined) fail(`${command} could not run: ${result.error.message}`);
   if (result.status !== 0) {
     fail(`\`${[path.basename(command), ...args].join(' ')}\` exited ${result.status ?? result.signal}:\n${output.trimEnd()}`);
@@ -178,7 +184,7 @@ try {
   }
 
   step('run the consumer (createServer, Express, Fastify, client: all from the tarball)');
-  const smoke = run(process.execPath, [path.join(app, 'out', 'app.js')], { cwd: app });
+  const smoke = run(process.execPath, [path.join(app, 'out', 'app.js')], { cwd: app, timeout: 120_000 });
   process.stdout.write(smoke.stdout.replace(/^/gm, '   '));
 
   console.log(`check-package: ok (${((Date.now() - started) / 1000).toFixed(0)} s)`);

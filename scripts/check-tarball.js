@@ -135,6 +135,12 @@ export function checkPackage(pkgDir, srcRoot) {
     const rel = path.posix.normalize(target);
     if (!present.has(rel)) problems.push(`package.json: names ${target}, which is not in the package`);
   }
+  for (const target of targets(pkg.bin)) {
+    const rel = path.posix.normalize(target);
+    if (present.has(rel) && !readFileSync(path.join(pkgDir, rel), 'utf8').startsWith('#!/usr/bin/env node\n')) {
+      problems.push(`package.json: bin ${target} does not start with #!/usr/bin/env node`);
+    }
+  }
   for (const [subpath, entry] of Object.entries(pkg.exports ?? {})) {
     if (subpath === './package.json') continue;
     const keys = entry !== null && typeof entry === 'object' ? Object.keys(entry) : [];

@@ -49,7 +49,7 @@ function good(): { pkg: Files; src: Files } {
       'dist/src/index.js': 'export const answer = 42;\n//# sourceMappingURL=index.js.map\n',
       'dist/src/index.d.ts': 'export declare const answer = 42;\n',
       'dist/src/index.js.map': map('../../src/index.ts'),
-      'dist/src/cli/main.js': '#!/usr/bin/env node\n//# sourceMappingURL=main.js.map',
+      'dist/src/cli/main.js': '#!/usr/bin/env node\nconsole.log(1);\n//# sourceMappingURL=main.js.map\n',
       'dist/src/cli/main.d.ts': 'export {};\n',
       'dist/src/cli/main.js.map': map('../../../src/cli/main.ts', 'console.log(1);\n'),
     },
@@ -135,6 +135,7 @@ const manifests: ReadonlyArray<readonly [string, (m: Record<string, unknown>) =>
   ['no license', (m) => void delete m['license'], /no license/],
   ['an export target not packed', (m) => void ((m['exports'] as Record<string, unknown>)['./x'] = { types: './dist/src/x.d.ts', default: './dist/src/x.js' }), /names \.\/dist\/src\/x\.js, which is not in the package/],
   ['an export without types first', (m) => void ((m['exports'] as Record<string, unknown>)['.'] = { default: './dist/src/index.js', types: './dist/src/index.d.ts' }), /exports\["\."\] must be/],
+  ['a bin without its shebang', (m) => void (m['bin'] = { tokbind: './dist/src/index.js' }), /bin \.\/dist\/src\/index\.js does not start with #!\/usr\/bin\/env node/],
   ['a bin not packed', (m) => void (m['bin'] = { tokbind: './dist/src/cli/gone.js' }), /names \.\/dist\/src\/cli\/gone\.js/],
 ];
 

@@ -2,16 +2,12 @@
  * `tokbind demo` (what `npm start` runs): a binding-aware HTTPS server with a tiny login app, a
  * victim who logs in, and an attacker whose stolen cookie fails three ways. Then the server keeps
  * running for the user to poke at, until Ctrl-C; with `--once` it exits, 0 only if every step
- * behaved (CI runs it).
+ * behaved (CI runs it). `--serve` keeps the app running without the walkthrough.
  */
-import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { createDemoApp } from '../demo/app.js';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
-import { createServer } from '../http/server.js';
-import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
@@ -28,6 +24,12 @@ export interface RunDemoOptions {
   readonly signal?: AbortSignal | undefined;
   /** The app to serve. Default: the demo app (`createDemoApp`). */
   readonly app?: RequestListener | undefined;
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined;
+  /** Default memory. */
+  readonly sessionStore?: DemoSessionStore | undefined;
+  /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
+  readonly serve?: boolean | undefined;
 }
 
 interface Style {
@@ -72,33 +74,29 @@ function parsePort(value: string, source: string): number {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app = createDemoApp().handler } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
   const style = styleFor(io);
   const started = performance.now();
-  const { key, cert } = createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
-  // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
-  const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
+  let server: DemoServer;
   try {
-    server.listen(port, '127.0.0.1');
-    await once(server, 'listening');
+    server = await startDemoServer({ port, host, ...(sessionStore === undefined ? {} : { sessionStore }), ...(app === undefined ? {} : { app }) });
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    writeLine(
-      io.stderr,
-      code === 'EADDRINUSE'
-        ? `tokbind demo: 127.0.0.1:${port} is in use: pick another with --port N or PORT=N (0 picks a free one)`
-        : `tokbind demo: cannot listen on 127.0.0.1:${port}: ${code ?? String(err)}`,
-    );
+    if (!(err instanceof DemoStartError)) throw err;
+    writeLine(io.stderr, `tokbind demo: ${err.message}`);
     return ExitCode.failure;
   }
-  const listening = (server.address() as AddressInfo).port;
-  const origin = `https://127.0.0.1:${listening}`;
+  const origin = server.url;
   try {
+    if (serve) {
+      writeLine(io.stdout, `listening on ${origin}`);
+      await untilStopped(signal);
+      return ExitCode.ok;
+    }
     writeLine(io.stdout, style.bold("tokbind demo: a session cookie bound to the client's Token Binding ID (RFC 8471, RFC 8473)"));
     writeLine(io.stdout, `server ${origin}  (self-signed certificate; POST /login, GET /profile, GET /whoami)`);
     writeLine(io.stdout, '');
     const { ok, steps } = await runDemoScenario(origin, {
-      ca: cert,
+      ca: server.cert,
       onStep: (step) => formatStep(step, style).forEach((line) => writeLine(io.stdout, line)),
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -115,36 +113,41 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
       writeLine(io.stdout, 'The server keeps running. Try:');
       writeLine(io.stdout, `  tokbind fetch ${origin}/whoami --insecure   ${style.dim('(in a clone: node dist/src/cli/main.js fetch …)')}`);
       writeLine(io.stdout, `  curl -k ${origin}/whoami   ${style.dim('(no Token Binding: "tokenBinding": null)')}`);
-      writeLine(io.stdout, `  openssl s_client -connect 127.0.0.1:${listening}`);
+      writeLine(io.stdout, `  openssl s_client -connect ${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`);
       writeLine(io.stdout, 'Ctrl-C to stop.');
       await untilStopped(signal);
     }
     return ok ? ExitCode.ok : ExitCode.failure;
   } finally {
-    const closed = once(server, 'close');
-    server.close();
-    server.closeAllConnections();
-    await closed;
+    await server.close();
   }
 }
 
 /**
- * The `demo` command: `tokbind demo [--once] [--port N]`; the port comes from `--port`, else
- * `PORT`, else 8443 (0 picks a free one). `signal` stops a server left running, as Ctrl-C does.
+ * The `demo` command: `tokbind demo [--once | --serve] [--port N] [--host H]
+ * [--session-store memory|redis://HOST:PORT]`; the port comes from `--port`, else `PORT`, else
+ * 8443 (0 picks a free one). `--serve` runs the app without the walkthrough and prints
+ * `listening on https://HOST:PORT` when ready. `signal` stops a server left running, as Ctrl-C does.
  *
  * @example
  * ```sh
  * npm start                 # tokbind demo: the scenario, then the server stays up
  * PORT=0 npm start -- --once
+ * tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379
  * ```
  */
 export async function demo(argv: readonly string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  let values: { once?: boolean; port?: string };
+  let values: { once?: boolean; serve?: boolean; port?: string; host?: string; 'session-store'?: string };
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { once: { type: 'boolean' }, port: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { once: { type: 'boolean' }, serve: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, 'session-store': { type: 'string' } },
+      strict: true,
+    }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (values.once === true && values.serve === true) throw new UsageError('--once and --serve exclude each other');
   const envPort = io.env['PORT'];
   const port =
     values.port !== undefined
@@ -152,5 +155,12 @@ export async function demo(argv: readonly string[], io: CliIo, signal?: AbortSig
       : envPort !== undefined && envPort !== ''
         ? parsePort(envPort, 'PORT')
         : DEFAULT_DEMO_PORT;
-  return runDemo({ io, port, once: values.once === true, signal });
+  let sessionStore: DemoSessionStore | undefined;
+  try {
+    sessionStore = values['session-store'] === undefined ? undefined : parseDemoSessionStore(values['session-store']);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.host === '') throw new UsageError('--host must not be empty');
+  return runDemo({ io, port, once: values.once === true, serve: values.serve === true, host: values.host, sessionStore, signal });
 }

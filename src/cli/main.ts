@@ -47,7 +47,7 @@ const commands: Record<string, CommandEntry> = {
   },
   demo: {
     summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
-    usage: 'tokbind demo [--once] [--port N]   (PORT overrides 8443)',
+    usage: 'tokbind demo [--once | --serve] [--port N] [--host 127.0.0.1] [--session-store memory|redis://HOST:PORT]   (PORT overrides 8443)',
     load: async () => (await import('./demo.js')).demo,
   },
 };

@@ -5,9 +5,9 @@
  * behaved (CI runs it). `--serve` keeps the app running without the walkthrough.
  */
 import type { RequestListener } from 'node:http';
-import { parseArgs } from 'node:util';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
 import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
+import { defineCommand, listenFailure, serverOptions } from './args.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
@@ -57,11 +57,6 @@ function formatStep(step: DemoStep, style: Style): string[] {
   return [head, ...step.notes.map((n) => style.dim(`    ${n}`))];
 }
 
-function parsePort(value: string, source: string): number {
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new UsageError(`${source} must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
-
 /**
  * Runs the demo: starts the server on 127.0.0.1, runs the stolen-cookie scenario
  * (`runDemoScenario`) against it, prints each step, and then either stops (`once`) or serves
@@ -82,14 +77,15 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
     server = await startDemoServer({ port, host, ...(sessionStore === undefined ? {} : { sessionStore }), ...(app === undefined ? {} : { app }) });
   } catch (err) {
     if (!(err instanceof DemoStartError)) throw err;
-    writeLine(io.stderr, `tokbind demo: ${err.message}`);
+    writeLine(io.stderr, err.listenError === undefined ? `tokbind demo: ${err.message}` : listenFailure('demo', host, port, err.listenError));
     return ExitCode.failure;
   }
   const origin = server.url;
   try {
     if (serve) {
+      const stopped = untilStopped(signal);
       writeLine(io.stdout, `listening on ${origin}`);
-      await untilStopped(signal);
+      await stopped;
       return ExitCode.ok;
     }
     writeLine(io.stdout, style.bold("tokbind demo: a session cookie bound to the client's Token Binding ID (RFC 8471, RFC 8473)"));
@@ -109,13 +105,14 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
         : `${style.bad('✘')} ${failed} of ${steps.length} steps did not behave as expected.`,
     );
     if (!runOnce) {
+      const stopped = untilStopped(signal);
       writeLine(io.stdout, '');
       writeLine(io.stdout, 'The server keeps running. Try:');
       writeLine(io.stdout, `  tokbind fetch ${origin}/whoami --insecure   ${style.dim('(in a clone: node dist/src/cli/main.js fetch …)')}`);
       writeLine(io.stdout, `  curl -k ${origin}/whoami   ${style.dim('(no Token Binding: "tokenBinding": null)')}`);
       writeLine(io.stdout, `  openssl s_client -connect ${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`);
       writeLine(io.stdout, 'Ctrl-C to stop.');
-      await untilStopped(signal);
+      await stopped;
     }
     return ok ? ExitCode.ok : ExitCode.failure;
   } finally {
@@ -136,31 +133,42 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
  * tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379
  * ```
  */
-export async function demo(argv: readonly string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  let values: { once?: boolean; serve?: boolean; port?: string; host?: string; 'session-store'?: string };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { once: { type: 'boolean' }, serve: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' }, 'session-store': { type: 'string' } },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.once === true && values.serve === true) throw new UsageError('--once and --serve exclude each other');
-  const envPort = io.env['PORT'];
-  const port =
-    values.port !== undefined
-      ? parsePort(values.port, '--port')
-      : envPort !== undefined && envPort !== ''
-        ? parsePort(envPort, 'PORT')
-        : DEFAULT_DEMO_PORT;
-  let sessionStore: DemoSessionStore | undefined;
-  try {
-    sessionStore = values['session-store'] === undefined ? undefined : parseDemoSessionStore(values['session-store']);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.host === '') throw new UsageError('--host must not be empty');
-  return runDemo({ io, port, once: values.once === true, serve: values.serve === true, host: values.host, sessionStore, signal });
-}
+export const demo = defineCommand(
+  {
+    name: 'demo',
+    summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
+    description:
+      'Starts a binding-aware HTTPS server with a tiny login app (POST /login with form field user, GET /profile, GET /whoami) ' +
+      'whose sessions are bound with tokbind/session, logs a victim in, and shows the attacker\'s stolen cookie failing. ' +
+      'Then the server keeps running until Ctrl-C. With --serve: the app alone, no walkthrough; prints ' +
+      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
+    options: {
+      ...serverOptions,
+      port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
+      once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
+      serve: { type: 'boolean', description: 'serve the demo app without the walkthrough (not with --once)' },
+      'session-store': {
+        type: 'string',
+        placeholder: 'memory|redis://HOST:PORT',
+        default: 'memory',
+        description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
+      },
+    },
+    exitCodes: {
+      0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
+      1: 'a step did not, the port cannot be bound, or the session store cannot be reached (one line on stderr)',
+    },
+    examples: ['tokbind demo', 'PORT=0 tokbind demo --once', 'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379'],
+  },
+  async ({ values }, io, signal) => {
+    if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
+    if (values.host === '') throw new UsageError('--host must not be empty');
+    let sessionStore: DemoSessionStore;
+    try {
+      sessionStore = parseDemoSessionStore(values['session-store']);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal });
+  },
+);

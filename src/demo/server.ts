@@ -14,9 +14,16 @@ import { createSelfSignedCertificate } from '../tls/certificate.js';
 /** `memory`, or a Redis server (`redis://HOST:PORT`). */
 export type DemoSessionStore = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string };
 
-/** The demo could not start: a message for the user, and the exit status it deserves. */
+/** The demo could not start: a message for the user (and the listen error, when that was it). */
 export class DemoStartError extends Error {
   override readonly name = 'DemoStartError';
+  /** Set when the server could not listen (EADDRINUSE, EACCES, …). */
+  readonly listenError: Error | undefined;
+
+  constructor(message: string, listenError?: Error) {
+    super(message);
+    this.listenError = listenError;
+  }
 }
 
 /**
@@ -133,11 +140,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
   } catch (err) {
     await opened.close();
     const code = (err as { code?: string }).code;
-    throw new DemoStartError(
-      code === 'EADDRINUSE'
-        ? `${host}:${port} is in use: pick another with --port N or PORT=N (0 picks a free one)`
-        : `cannot listen on ${host}:${port}: ${code ?? String(err)}`,
-    );
+    throw new DemoStartError(`cannot listen on ${host}:${port}: ${code ?? String(err)}`, err as Error);
   }
   const listening = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;

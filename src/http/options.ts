@@ -30,6 +30,8 @@ export interface TokenBindingVerifyOptions {
 /** ClientHello inspection limits (see the tls layer's `inspectClientHellos`). */
 export interface ClientHelloInspectionOptions {
   readonly maxBytes?: number;
+  /** Most TLS records one ClientHello may span. Default 64 (`MAX_CLIENT_HELLO_RECORDS`). */
+  readonly maxRecords?: number;
   readonly timeoutMs?: number;
 }
 

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { TokenBindingError } from '../errors.js';
-import { withRenegotiationRefused } from '../tls/conditions.js';
+import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
   getConnectionContext,
@@ -370,7 +370,8 @@ function verifyStream(
  * verifies every request's Sec-Token-Binding (RFC 8471 §4.2, RFC 8473 §2) before any 'request',
  * 'checkContinue', 'upgrade' or 'connect' listener runs, and exposes the verdict as
  * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
- * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
+ * EKM mid-connection) for its whole life — `server.setSecureContext()` keeps the refusal, and a
+ * connection that attempts one is closed (`keepRenegotiationRefused`) — captures each connection's facts once at 'secureConnection', strips
  * client-sent `Sec-*-Token-Binding-ID` headers (and trailers), and answers invalid messages with a 400
  * `application/problem+json` (or `tokenBinding.onReject`). An `Expect: 100-continue` request is
  * verified before `100 Continue` is sent: a refused client is never invited to upload its body.
@@ -389,6 +390,8 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const { tokenBinding, ...httpsOptions } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
+  // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
+  keepRenegotiationRefused(server);
   installConnectionTracking(server, resolved);
   interceptRequests(server, resolved);
   verifyBeforeContinue(server);

@@ -8,6 +8,7 @@ export { hasExtendedMasterSecret } from './session.js';
 export {
   TOKBIND_SECURE_OPTIONS,
   checkTokenBindingConditions,
+  keepRenegotiationRefused,
   tokenBindingConditions,
   withRenegotiationRefused,
   type TlsConditionsDetail,

@@ -170,9 +170,15 @@ function removeTtrp(views: readonly (Record<string, unknown> | undefined)[], raw
     if (view !== undefined) for (const name of TTRP_HEADERS) delete view[name];
   }
   if (raw === undefined) return;
-  for (let i = raw.length - 2; i >= 0; i -= 2) {
-    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
+  // Compacted in one pass: a splice per spoofed header would cost O(headers²) for a client that
+  // sends hundreds of them.
+  let kept = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) continue;
+    raw[kept++] = raw[i]!;
+    raw[kept++] = raw[i + 1]!;
   }
+  raw.length = kept;
 }
 
 /** Strips spoofed TTRP headers from every view of a request: headers, headersDistinct, rawHeaders. */

@@ -40,6 +40,10 @@ export const TokenBindingErrorCodes = {
   ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
   /** A connection sent more distinct Token Binding messages than the per-connection limit. */
   ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
+  /** A message needs more signature checks than one message may cost (`maxSignaturesPerMessage`). */
+  ERR_TB_TOO_MANY_BINDINGS: 'too many Token Bindings to verify in one message',
+  /** A connection has spent its signature-check budget (`maxSignaturesPerConnection`). */
+  ERR_TB_SIGNATURE_BUDGET: 'signature-check budget of the connection spent',
   /** The RFC 8472 token_binding extension body is malformed. */
   ERR_TB_EXTENSION_MALFORMED: 'malformed token_binding TLS extension',
   /** A server's token_binding reply violates RFC 8472 (the client must abort the handshake). */

@@ -1,0 +1,67 @@
+/** The client's DPoP signer and tokbindFetch's token handling over real TLS. */
+import { generateKeyPairSync, hash } from 'node:crypto';
+import test from 'ava';
+import { decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
+import { DpopSigner } from '../../src/client/dpop.js';
+import { TokenBindingDispatcher, tokbindFetch } from '../../src/client/dispatcher.js';
+import { createServer } from '../../src/http/server.js';
+import { listen, testCertificate } from '../_tls.js';
+
+test('DpopSigner: proofs jose verifies, with htm, htu without query, ath, a fresh jti and the learnt nonce', async (t) => {
+  const signer = new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+  t.is(signer.alg, 'ES256');
+  t.false('d' in signer.publicJwk);
+  const url = 'https://API.example:443/r?q=1#f';
+  const a = await signer.proof({ method: 'post', url, accessToken: 'tok' });
+  const b = await signer.proof({ method: 'post', url, accessToken: 'tok' });
+  const { payload, protectedHeader } = await jwtVerify(a, EmbeddedJWK, { typ: 'dpop+jwt' });
+  t.is(protectedHeader.alg, 'ES256');
+  t.like(payload, { htm: 'POST', htu: 'https://api.example/r', ath: hash('sha256', 'tok', 'base64url') });
+  t.not(decodeJwt(a).jti, decodeJwt(b).jti);
+  t.is(payload.nonce, undefined);
+  signer.rememberNonce('https://api.example/other', 'n-1');
+  signer.rememberNonce('https://api.example/', '');
+  t.is(signer.nonceFor(url), 'n-1');
+  t.is(decodeJwt(await signer.proof({ method: 'GET', url })).nonce, 'n-1');
+  t.is(decodeJwt(await signer.proof({ method: 'GET', url: 'https://other.example/' })).nonce, undefined);
+  t.is(await signer.thumbprint(), await signer.thumbprint());
+  await t.throwsAsync(signer.proof({ method: '', url }), { instanceOf: TypeError });
+
+  t.is(new DpopSigner(generateKeyPairSync('ed25519').privateKey).alg, 'EdDSA');
+  const rsa = new DpopSigner(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  t.is(rsa.alg, 'PS256');
+  t.is(decodeProtectedHeader(await rsa.proof({ method: 'GET', url })).alg, 'PS256');
+  t.is(new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey).alg, 'ES384');
+  t.is(new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey).alg, 'ES512');
+  t.throws(() => new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey), { instanceOf: TypeError });
+  t.throws(() => new DpopSigner(generateKeyPairSync('x25519').privateKey), { instanceOf: TypeError });
+  t.throws(() => new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), { instanceOf: TypeError });
+  await t.throwsAsync(DpopSigner.fromKeyStore({} as never, ''), { instanceOf: TypeError });
+});
+
+test('tokbindFetch sends the token and proof to the token origin only: a redirect elsewhere carries neither', async (t) => {
+  const seen: { host: string; authorization: string | null; dpop: string | null }[] = [];
+  const server = createServer({ key: testCertificate.key, cert: testCertificate.cert }, (req, res) => {
+    seen.push({ host: req.headers.host ?? '', authorization: req.headers.authorization ?? null, dpop: (req.headers.dpop as string | undefined) ?? null });
+    if (req.url === '/start') return void res.writeHead(302, { location: `https://localhost:${port}/landing` }).end();
+    res.writeHead(200).end('ok');
+  });
+  const listening = await listen(server);
+  const port = listening.port;
+  const dispatcher = new TokenBindingDispatcher({ connect: { ca: testCertificate.ca } });
+  try {
+    const signer = new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const res = await tokbindFetch(`https://127.0.0.1:${port}/start`, { dispatcher, accessToken: 'tok', dpop: signer });
+    t.is(await res.text(), 'ok');
+    t.is(seen.length, 2);
+    t.is(seen[0]!.authorization, 'DPoP tok');
+    t.like(decodeJwt(seen[0]!.dpop!), { htm: 'GET', htu: `https://127.0.0.1:${port}/start` });
+    t.deepEqual(seen[1], { host: `localhost:${port}`, authorization: null, dpop: null });
+    await t.throwsAsync(tokbindFetch(`https://127.0.0.1:${port}/`, { dispatcher, accessToken: 'tok', headers: { authorization: 'Basic x' } }), { instanceOf: TypeError });
+    await t.throwsAsync(tokbindFetch(`https://127.0.0.1:${port}/`, { dispatcher, accessToken: '' }), { instanceOf: TypeError });
+    await t.throwsAsync(tokbindFetch(`https://127.0.0.1:${port}/`, { dispatcher, dpop: {} as never }), { instanceOf: TypeError });
+  } finally {
+    await dispatcher.close();
+    await listening.close();
+  }
+});

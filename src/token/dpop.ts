@@ -3,7 +3,8 @@
  * bounded `jti` replay cache (§11.1) and stateless server nonces (§9).
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, errors as joseErrors, jwtVerify, type JWK } from 'jose';
+import { calculateJwkThumbprint, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTHeaderParameters } from 'jose';
+import { LruCache } from '../crypto/lru.js';
 import { TokenBindingError } from '../errors.js';
 
 /** Asymmetric JWS algorithms a DPoP proof may use (RFC 9449 §4.2: no `none`, no MAC). */
@@ -182,6 +183,50 @@ export interface DpopProofCheck {
   readonly replayCache: DpopReplayCache;
   readonly nonces?: DpopNonces | undefined;
   readonly now?: number | undefined;
+  /** Imported proof keys and their thumbprints, by public JWK (a client signs every proof with one key). */
+  readonly keyCache?: DpopKeyCache | undefined;
+}
+
+/** Imported DPoP keys with their `jkt`, by algorithm and public members. */
+export type DpopKeyCache = LruCache<string, { readonly key: CryptoKey | Uint8Array; readonly jkt: string }>;
+
+/** A key cache for {@link verifyDpopProof} (importing a JWK costs about as much as the signature check). */
+export function createDpopKeyCache(size = 1024): DpopKeyCache {
+  return new LruCache(size);
+}
+
+/** The members RFC 7638 hashes for each key type: the public key, nothing else. */
+const PUBLIC_MEMBERS: Readonly<Record<string, readonly string[]>> = { EC: ['crv', 'x', 'y'], RSA: ['e', 'n'], OKP: ['crv', 'x'] };
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * Resolves the proof's embedded `jwk` (RFC 9449 §4.2: a public key, no private members) to an
+ * imported key, through the cache. Only the public members are imported and hashed.
+ */
+async function embeddedKey(header: JWTHeaderParameters, cache: DpopKeyCache | undefined): Promise<{ key: CryptoKey | Uint8Array; jkt: string }> {
+  const jwk = header.jwk as Record<string, unknown> | undefined;
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalid('jwk', 'jwk');
+  const members = typeof jwk['kty'] === 'string' ? PUBLIC_MEMBERS[jwk['kty']] : undefined;
+  if (members === undefined || !Object.hasOwn(PUBLIC_MEMBERS, jwk['kty'] as string)) throw invalid('jwk', 'jwk');
+  for (const member of PRIVATE_MEMBERS) if (member in jwk) throw invalid('jwk holds a private key', 'jwk');
+  const pub: Record<string, string> = { kty: jwk['kty'] as string };
+  let id = `${header.alg}\0${pub['kty']}`;
+  for (const member of members) {
+    const value = jwk[member];
+    if (typeof value !== 'string' || value.length === 0 || value.length > 1024) throw invalid('jwk', 'jwk');
+    pub[member] = value;
+    id += `\0${value}`;
+  }
+  const known = cache?.get(id);
+  if (known !== undefined) return known;
+  let entry: { key: CryptoKey | Uint8Array; jkt: string };
+  try {
+    entry = { key: await importJWK(pub, header.alg), jkt: await calculateJwkThumbprint(pub as JWK, 'sha256') };
+  } catch {
+    throw invalid('jwk', 'jwk');
+  }
+  cache?.set(id, entry);
+  return entry;
 }
 
 /** An accepted proof: the key's thumbprint (compare with `cnf.jkt`) and the `jti`. */
@@ -203,16 +248,23 @@ export interface VerifiedDpopProof {
  */
 export async function verifyDpopProof(proof: string, check: DpopProofCheck, expectedJkt?: string): Promise<VerifiedDpopProof> {
   let payload: Record<string, unknown>;
-  let jwk: JWK;
+  let jkt = '';
   try {
-    const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: check.algorithms as string[] });
+    const verified = await jwtVerify(
+      proof,
+      async (header) => {
+        const resolved = await embeddedKey(header, check.keyCache);
+        jkt = resolved.jkt;
+        return resolved.key;
+      },
+      { typ: 'dpop+jwt', algorithms: check.algorithms as string[] },
+    );
     payload = verified.payload;
-    jwk = verified.protectedHeader.jwk as JWK;
   } catch (err) {
+    if (err instanceof TokenBindingError) throw err;
     const reason = err instanceof joseErrors.JOSEError ? err.code : 'unreadable';
     throw invalid(reason, 'DPoP');
   }
-  // EmbeddedJWK refused private keys already; a symmetric "jwk" cannot verify an asymmetric alg.
   const now = check.now ?? Math.floor(Date.now() / 1000);
   const { jti, htm, htu, iat, ath } = payload;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) throw invalid('jti', 'jti');
@@ -220,7 +272,6 @@ export async function verifyDpopProof(proof: string, check: DpopProofCheck, expe
   if (typeof htu !== 'string' || normalizeHtu(htu) !== check.htu) throw invalid('htu', 'htu');
   if (typeof iat !== 'number' || !Number.isFinite(iat) || iat < now - check.maxAge || iat > now + check.clockTolerance) throw invalid('iat', 'iat');
   if (typeof ath !== 'string' || ath !== hash('sha256', check.accessToken, 'base64url')) throw invalid('ath', 'ath');
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
   if (expectedJkt !== undefined && jkt !== expectedJkt) {
     throw new TokenBindingError('ERR_TB_CNF_MISMATCH', undefined, { field: 'cnf.jkt', scheme: 'DPoP' });
   }

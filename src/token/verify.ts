@@ -24,7 +24,7 @@ import {
 import { TokenBindingError, TokenBindingErrorCodes, type TokenBindingErrorCode } from '../errors.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { ConfirmationMethods, certificateThumbprint, checkConfirmation, confirmationMethod, type ConfirmationMethod } from './cnf.js';
-import { DPOP_ALGORITHMS, DpopNonces, MemoryDpopReplayCache, normalizeHtu, verifyDpopProof, type DpopReplayCache } from './dpop.js';
+import { DPOP_ALGORITHMS, DpopNonces, MemoryDpopReplayCache, createDpopKeyCache, normalizeHtu, verifyDpopProof, type DpopReplayCache } from './dpop.js';
 
 /** The diagnostics channel every access token decision is published on. */
 export const TOKEN_CHANNEL_NAME = 'tokbind:token';
@@ -349,6 +349,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   if (typeof replayCache.remember !== 'function') throw new TypeError('dpop.replayCache must implement remember()');
   const nonces = dpop.nonce === true ? new DpopNonces() : dpop.nonce instanceof DpopNonces ? dpop.nonce : undefined;
   if (dpop.nonce !== undefined && dpop.nonce !== false && nonces === undefined) throw new TypeError('dpop.nonce must be a boolean or a DpopNonces');
+  const keyCache = createDpopKeyCache();
   const getKey = keyResolver(options.jwks, options.jwksOptions);
   const clientCertificate = options.clientCertificate ?? peerCertificate;
   const tokenBindingOf = options.tokenBinding ?? ((req: AccessTokenRequest) => req.tokenBinding);
@@ -425,6 +426,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
               clockTolerance: resolved.dpopClockTolerance,
               replayCache,
               nonces,
+              keyCache,
             },
             expected,
           );

@@ -97,7 +97,7 @@ export async function startResourceServer(options: Partial<AccessTokenVerifierOp
 }
 
 /** A client without Token Binding (and without a certificate unless given). */
-export function plainAgent(tls: { cert?: string; key?: string } = {}): Agent {
+export function plainAgent(tls: { cert?: string; key?: string; ca?: string } = {}): Agent {
   return new Agent({ connect: { ca: testCertificate.ca, servername: 'localhost', ...tls } });
 }
 

@@ -173,8 +173,11 @@ export interface DpopProofCheck {
   readonly method: string;
   /** The request URI, normalised with {@link normalizeHtu}. */
   readonly htu: string;
-  /** The access token presented with the proof (`ath` = base64url(SHA-256(token))). */
-  readonly accessToken: string;
+  /**
+   * The access token presented with the proof: `ath` must be base64url(SHA-256(token)). Leave
+   * it out at a token endpoint (no access token yet): `ath` is then not checked.
+   */
+  readonly accessToken?: string | undefined;
   readonly algorithms: readonly string[];
   /** How old a proof may be (`iat` in the past), seconds. */
   readonly maxAge: number;
@@ -271,7 +274,7 @@ export async function verifyDpopProof(proof: string, check: DpopProofCheck, expe
   if (htm !== check.method) throw invalid('htm', 'htm');
   if (typeof htu !== 'string' || normalizeHtu(htu) !== check.htu) throw invalid('htu', 'htu');
   if (typeof iat !== 'number' || !Number.isFinite(iat) || iat < now - check.maxAge || iat > now + check.clockTolerance) throw invalid('iat', 'iat');
-  if (typeof ath !== 'string' || ath !== hash('sha256', check.accessToken, 'base64url')) throw invalid('ath', 'ath');
+  if (check.accessToken !== undefined && (typeof ath !== 'string' || ath !== hash('sha256', check.accessToken, 'base64url'))) throw invalid('ath', 'ath');
   if (expectedJkt !== undefined && jkt !== expectedJkt) {
     throw new TokenBindingError('ERR_TB_CNF_MISMATCH', undefined, { field: 'cnf.jkt', scheme: 'DPoP' });
   }

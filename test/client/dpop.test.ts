@@ -2,7 +2,11 @@
 import { generateKeyPairSync, hash } from 'node:crypto';
 import test from 'ava';
 import { decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
-import { DpopSigner } from '../../src/client/dpop.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DPOP_KEY_SCOPE_PREFIX, DpopSigner } from '../../src/client/dpop.js';
+import { FileKeyStore } from '../../src/client/keystore.js';
 import { TokenBindingDispatcher, tokbindFetch } from '../../src/client/dispatcher.js';
 import { createServer } from '../../src/http/server.js';
 import { listen, testCertificate } from '../_tls.js';
@@ -63,5 +67,20 @@ test('tokbindFetch sends the token and proof to the token origin only: a redirec
   } finally {
     await dispatcher.close();
     await listening.close();
+  }
+});
+
+test('DpopSigner.fromKeyStore: the DPoP key persists in a FileKeyStore beside the Token Binding keys, under dpop:<name>', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tokbind-dpop-ks-'));
+  try {
+    const path = join(dir, 'keys.json');
+    const first = await DpopSigner.fromKeyStore(new FileKeyStore(path));
+    const again = await DpopSigner.fromKeyStore(new FileKeyStore(path));
+    const other = await DpopSigner.fromKeyStore(new FileKeyStore(path), 'second');
+    t.is(await again.thumbprint(), await first.thumbprint());
+    t.not(await other.thumbprint(), await first.thumbprint());
+    t.deepEqual((await new FileKeyStore(path).list()).map((k) => k.scope).sort(), [`${DPOP_KEY_SCOPE_PREFIX}default`, `${DPOP_KEY_SCOPE_PREFIX}second`]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -126,6 +126,7 @@ test('serve: token options are usage errors without --jwks or its companions; an
     ['--jwks', jwksFile, '--issuer', ISSUER],
     ['--jwks', jwksFile, '--audience', AUDIENCE],
     ['--client-certs', 'require'],
+    ['--jwks', jwksFile, '--issuer', ISSUER, '--audience', AUDIENCE, '--workers', '2'],
   ]) {
     const run = await runBin(['serve', '--port', '0', ...args]);
     t.is(run.code, 2, args.join(' '));

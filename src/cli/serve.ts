@@ -11,7 +11,7 @@ import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
 import { sendProblem } from '../http/problem.js';
-import { sendAccessTokenChallenge } from '../token/respond.js';
+import { sendAccessTokenChallenge, verifyForGlue } from '../token/respond.js';
 import { createAccessTokenVerifier, loadJwksFile, type AccessTokenVerifier } from '../token/verify.js';
 import { defineCommand, oneStdin, serverOptions } from './args.js';
 import { loadCertificateAndKey } from './tls-files.js';
@@ -48,16 +48,13 @@ function router(required: boolean, tokens: TokenCheck | undefined) {
     }
     if (tokens === undefined) return answer(req, res, path, undefined);
     // --jwks: every route but /metrics needs a valid, bound access token (or none, without --require-token).
-    tokens.verifier.verify(req).then(
+    verifyForGlue(req, tokens).then(
       (token) => {
-        if (token.dpopNonce !== undefined) res.setHeader('dpop-nonce', token.dpopNonce);
-        answer(req, res, path, { sub: token.payload.sub ?? null, cnf: token.method });
+        if (token instanceof TokenBindingError) return sendAccessTokenChallenge(res, tokens.verifier, token);
+        if (token?.dpopNonce !== undefined) res.setHeader('dpop-nonce', token.dpopNonce);
+        answer(req, res, path, token === null ? null : { sub: token.payload.sub ?? null, cnf: token.method });
       },
-      (err: unknown) => {
-        if (!(err instanceof TokenBindingError)) return json(res, 500, { error: 'internal error' });
-        if (err.code === 'ERR_TB_TOKEN_MISSING' && !tokens.requireToken) return answer(req, res, path, null);
-        sendAccessTokenChallenge(res, tokens.verifier, err);
-      },
+      () => json(res, 500, { error: 'internal error' }),
     );
   };
 }

@@ -10,6 +10,7 @@ import { PROBLEM_CONTENT_TYPE } from '../http/problem.js';
 import {
   accessTokenProblem,
   createAccessTokenVerifier,
+  publish,
   type AccessTokenRequest,
   type AccessTokenVerifier,
   type AccessTokenVerifierOptions,
@@ -36,7 +37,8 @@ export function resolveGlue(options: AccessTokenGlueOptions): { verifier: Access
 }
 
 /**
- * Verifies `req` and returns the token, `null` (no token, and none required), or the error to answer.
+ * Verifies `req` and returns the token, `null` (no token, and none required), or the error to
+ * answer. What the framework glue and `tokbind serve` share.
  *
  * @internal
  */
@@ -48,7 +50,10 @@ export async function verifyForGlue(
     return await glue.verifier.verify(req);
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
-    if (err.code === 'ERR_TB_TOKEN_MISSING' && !glue.requireToken) return null;
+    if (err.code === 'ERR_TB_TOKEN_MISSING') {
+      if (!glue.requireToken) return null;
+      publish('rejected', null, err.code, false);
+    }
     return err;
   }
 }

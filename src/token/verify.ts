@@ -129,7 +129,10 @@ export interface AccessTokenChallenge {
 /** A verifier made once per configuration. */
 export interface AccessTokenVerifier {
   /**
-   * Verifies the request's access token and its binding.
+   * Verifies the request's access token and its binding. Publishes the decision on
+   * `tokbind:token` (except for a request without a token: `ERR_TB_TOKEN_MISSING` is a
+   * rejection only where a token is required, which the caller knows; the Express and Fastify
+   * glue publish it then).
    *
    * @throws {TokenBindingError} a coded error; turn it into a response with {@link challenge}
    */
@@ -267,7 +270,13 @@ function requestOrigin(req: AccessTokenRequest): string {
   return `${encrypted ? 'https' : 'http'}://${host ?? 'invalid.invalid'}`;
 }
 
-function publish(outcome: 'accepted' | 'rejected', method: ConfirmationMethod | null, code: TokenBindingErrorCode | undefined, stolen: boolean): void {
+/**
+ * Publishes one `tokbind:token` event. `verify` publishes every decision but a missing token
+ * (which is a rejection only where a token is required: the glue that knows publishes it).
+ *
+ * @internal
+ */
+export function publish(outcome: 'accepted' | 'rejected', method: ConfirmationMethod | null, code: TokenBindingErrorCode | undefined, stolen: boolean): void {
   if (!tokenChannel.hasSubscribers) return;
   const event: TokenEvent = code === undefined ? { outcome, method, stolen } : { outcome, method, code, stolen };
   tokenChannel.publish(event);
@@ -480,7 +489,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         publish('accepted', result.method, undefined, false);
         return result;
       } catch (err) {
-        if (err instanceof TokenBindingError) {
+        if (err instanceof TokenBindingError && err.code !== 'ERR_TB_TOKEN_MISSING') {
           const method = ((err.cause as { method?: ConfirmationMethod | null } | undefined)?.method ?? null) as ConfirmationMethod | null;
           publish('rejected', method, err.code, STOLEN.has(err.code));
         }

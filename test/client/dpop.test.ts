@@ -1,5 +1,5 @@
 /** The client's DPoP signer and tokbindFetch's token handling over real TLS. */
-import { generateKeyPairSync, hash } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, hash, type KeyObject } from 'node:crypto';
 import test from 'ava';
 import { decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,8 +11,17 @@ import { TokenBindingDispatcher, tokbindFetch } from '../../src/client/dispatche
 import { createServer } from '../../src/http/server.js';
 import { listen, testCertificate } from '../_tls.js';
 
+/**
+ * A private key re-imported from DER: exporting a JWK from a KeyObject that generateKeyPairSync
+ * returned can deadlock Node 20.20 (see bench/lib/keys.ts).
+ */
+function key(type: 'ec' | 'ed25519' | 'rsa' | 'x25519', namedCurve?: string): KeyObject {
+  const pair = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: namedCurve! }) : type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519');
+  return createPrivateKey({ key: pair.privateKey.export({ format: 'der', type: 'pkcs8' }), format: 'der', type: 'pkcs8' });
+}
+
 test('DpopSigner: proofs jose verifies, with htm, htu without query, ath, a fresh jti and the learnt nonce', async (t) => {
-  const signer = new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+  const signer = new DpopSigner(key('ec', 'P-256'));
   t.is(signer.alg, 'ES256');
   t.false('d' in signer.publicJwk);
   const url = 'https://API.example:443/r?q=1#f';
@@ -31,14 +40,14 @@ test('DpopSigner: proofs jose verifies, with htm, htu without query, ath, a fres
   t.is(await signer.thumbprint(), await signer.thumbprint());
   await t.throwsAsync(signer.proof({ method: '', url }), { instanceOf: TypeError });
 
-  t.is(new DpopSigner(generateKeyPairSync('ed25519').privateKey).alg, 'EdDSA');
-  const rsa = new DpopSigner(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  t.is(new DpopSigner(key('ed25519')).alg, 'EdDSA');
+  const rsa = new DpopSigner(key('rsa'));
   t.is(rsa.alg, 'PS256');
   t.is(decodeProtectedHeader(await rsa.proof({ method: 'GET', url })).alg, 'PS256');
-  t.is(new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey).alg, 'ES384');
-  t.is(new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey).alg, 'ES512');
-  t.throws(() => new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey), { instanceOf: TypeError });
-  t.throws(() => new DpopSigner(generateKeyPairSync('x25519').privateKey), { instanceOf: TypeError });
+  t.is(new DpopSigner(key('ec', 'P-384')).alg, 'ES384');
+  t.is(new DpopSigner(key('ec', 'P-521')).alg, 'ES512');
+  t.throws(() => new DpopSigner(key('ec', 'secp256k1')), { instanceOf: TypeError });
+  t.throws(() => new DpopSigner(key('x25519')), { instanceOf: TypeError });
   t.throws(() => new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), { instanceOf: TypeError });
   await t.throwsAsync(DpopSigner.fromKeyStore({} as never, ''), { instanceOf: TypeError });
 });
@@ -54,7 +63,7 @@ test('tokbindFetch sends the token and proof to the token origin only: a redirec
   const port = listening.port;
   const dispatcher = new TokenBindingDispatcher({ connect: { ca: testCertificate.ca } });
   try {
-    const signer = new DpopSigner(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const signer = new DpopSigner(key('ec', 'P-256'));
     const res = await tokbindFetch(`https://127.0.0.1:${port}/start`, { dispatcher, accessToken: 'tok', dpop: signer });
     t.is(await res.text(), 'ok');
     t.is(seen.length, 2);

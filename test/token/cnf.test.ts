@@ -1,7 +1,7 @@
 /** The pure confirmation helpers and the issuing side (jose signs, jose verifies). */
-import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import test from 'ava';
-import { createLocalJWKSet, decodeProtectedHeader, exportJWK, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { createVerifiedID, type TokenBindingResult } from '../../src/http/result.js';
 import {
@@ -99,7 +99,7 @@ test('bindClaims adds cnf to a copy and refuses a second one', (t) => {
 });
 
 test('signTokenBoundJwt: a JWT that jose verifies, with cnf.tbh of the referred ID for another server', async (t) => {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwks = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] });
   const token = await signTokenBoundJwt(
     { scope: 'read' },

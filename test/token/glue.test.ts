@@ -18,7 +18,7 @@ import { accessToken as expressAccessToken } from '../../src/token/express.js';
 import { accessToken as fastifyAccessToken, createAccessTokenHook } from '../../src/token/fastify.js';
 import { createAccessTokenVerifier } from '../../src/token/verify.js';
 import { listen, testCertificate } from '../_tls.js';
-import { AUDIENCE, ISSUER, createIssuer, plainAgent, plainGet } from './_rs.js';
+import { AUDIENCE, ISSUER, collectTokenEvents, createIssuer, plainAgent, plainGet } from './_rs.js';
 
 const issuer = await createIssuer();
 const options = { issuer: ISSUER, audience: AUDIENCE, jwks: issuer.jwks, dpop: { nonce: true } } as const;
@@ -121,4 +121,19 @@ test('glue options are checked at setup', async (t) => {
   await t.throwsAsync(app.register(fastifyAccessToken, { ...options, issuer: '' }).ready(), { instanceOf: TypeError });
   await accessTokenHeaders('t', { method: 'GET', url: 'https://x.test/' }).then((h) => t.deepEqual(h, { authorization: 'Bearer t' }));
   await t.throwsAsync(accessTokenHeaders('', { method: 'GET', url: 'https://x.test/' }), { instanceOf: TypeError });
+});
+
+test.serial('a missing token is published as a rejection only where a token is required', async (t) => {
+  const server = await startExpress();
+  const plain = plainAgent();
+  try {
+    const { events } = await collectTokenEvents(async () => {
+      await plainGet(`${server.url}/api/me`, {}, plain);
+      await plainGet(`${server.url}/open/me`, {}, plain);
+    });
+    t.deepEqual(events, [{ outcome: 'rejected', method: null, code: 'ERR_TB_TOKEN_MISSING', stolen: false }]);
+  } finally {
+    await plain.close();
+    await server.close();
+  }
 });

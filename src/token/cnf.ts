@@ -26,7 +26,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * `cnf: { tbh }` for a Token Binding ID: base64url(SHA-256(TokenBindingID)) of its exact wire
- * bytes (draft-ietf-oauth-token-binding-08 §3.1). Pass the *provided* ID for a token used at the
+ * bytes (draft-ietf-oauth-token-binding-08 §3). Pass the *provided* ID for a token used at the
  * server that issues it, the *referred* ID for a token meant for another server (see
  * {@link selectTokenBindingID}).
  *

@@ -46,7 +46,7 @@ export interface SignTokenBoundJwtOptions {
 
 /**
  * Signs `claims` as a JWT bound to a Token Binding ID: `cnf.tbh` is base64url(SHA-256(ID))
- * (draft-ietf-oauth-token-binding-08 §3.1); `iat` is now and `exp` defaults to five minutes.
+ * (draft-ietf-oauth-token-binding-08 §3); `iat` is now and `exp` defaults to five minutes.
  *
  * @throws {TypeError} for claims that already hold a `cnf`, a missing `alg` or key
  * @example

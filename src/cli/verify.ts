@@ -7,6 +7,7 @@ import { parseKeyParameters } from '../codec/keyparams.js';
 import { isTokenBindingError } from '../errors.js';
 import { verifyTokenBindingHeader } from '../http/verify.js';
 import { defineCommand, readStream } from './args.js';
+import { explainHeaderError } from './decode.js';
 import { ExitCode, UsageError, writeJson } from './io.js';
 
 /** Every registered key parameter: the CLI judges a message, it does not stand for a deployment. */
@@ -36,7 +37,7 @@ function judge(header: string, ekmHex: string, keyParameters: readonly number[])
     // A present header never yields null (that is only for an absent one).
     return { ok: true, provided: result!.provided, referred: result!.referred, others: result!.others };
   } catch (err) {
-    if (isTokenBindingError(err)) return { ok: false, error: { code: err.code, message: err.message } };
+    if (isTokenBindingError(err)) return { ok: false, error: explainHeaderError(err, header) };
     throw err;
   }
 }

@@ -175,3 +175,25 @@ test('an HTTP/2-only server (no allowHTTP1): the client error names ALPN and all
   t.regex(error.message, /refused the TLS handshake \(ALPN alert no_application_protocol\).*allowHTTP1: true$/);
   t.notRegex(error.message, /SSL routines|rec_layer/);
 });
+
+test('the node:https agent says the same about an HTTP/2-only server', async (t) => {
+  const { TokenBindingAgent } = await import('../../src/client/agent.js');
+  const https = await import('node:https');
+  const server = http2.createSecureServer({ key: testCertificate.key, cert: testCertificate.cert }, (_req, res) => res.end('h2'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const agent = new TokenBindingAgent();
+  t.teardown(() => agent.destroy());
+  const port = (server.address() as AddressInfo).port;
+  // node:https offers no ALPN unless asked (the server then answers a 403 of its own); offering http/1.1 meets the alert.
+  const options = { host: '127.0.0.1', port, path: '/', agent, ca: testCertificate.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] };
+  const err = await new Promise<Error>((resolve, reject) => {
+    https
+      .get(options as import('node:https').RequestOptions, () => reject(new Error('answered')))
+      .on('error', resolve);
+  });
+  t.true(isTokenBindingError(err, 'ERR_TB_CLIENT'));
+  t.regex(err.message, new RegExp(`^127\\.0\\.0\\.1:${port} refused the TLS handshake \\(ALPN alert no_application_protocol\\).*allowHTTP1: true$`));
+  t.is((err.cause as { code?: string }).code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL');
+});

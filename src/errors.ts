@@ -53,6 +53,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_PROXY_PROTOCOL: 'invalid or missing PROXY protocol header',
   /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
   ERR_TB_CLIENT: 'Token Binding client error',
+  /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISSING: 'the request carries no verified binding for this session',
+  /** The session is bound to another Token Binding ID (or another binding key) than the request's (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISMATCH: 'the session is bound to another client',
+  /** The session's binding proof is no longer valid (a DBSC short-lived cookie expired unrefreshed; tokbind/session). */
+  ERR_TB_SESSION_BINDING_EXPIRED: 'the session binding expired',
+  /** The policy requires bound sessions and this authenticated session is not bound (tokbind/session). */
+  ERR_TB_SESSION_UNBOUND: 'the session is not bound; log in again over a bound connection',
 } as const;
 
 export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;

@@ -124,7 +124,7 @@ export const serve = defineCommand(
       'tokbind serve --jwks jwks.json --issuer https://as.example --audience https://api.example --require-token --client-certs request',
     ],
   },
-  async ({ values }, io, signal) => {
+  async ({ values, given }, io, signal) => {
     let keyParameters: number[];
     try {
       keyParameters = values['key-parameters'].split(',').map((k) => parseKeyParameters(k));

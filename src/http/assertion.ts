@@ -13,8 +13,8 @@
  *     provided, referred, other
  *                the exact Sec-Provided/Referred/Other-Token-Binding-ID values, or null
  *
- * `alg` follows the key: EC P-256 ES256, P-384 ES384, P-521 ES512, Ed25519 EdDSA, RSA RS256,
- * RSA-PSS PS256. The verifier derives it from its own key the same way and accepts no other.
+ * `alg` follows the key: EC P-256 ES256, P-384 ES384, P-521 ES512, Ed25519 EdDSA, RSA RS256.
+ * The verifier derives it from its own key the same way and accepts no other.
  */
 import { createPrivateKey, createPublicKey, randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
@@ -57,9 +57,8 @@ export function assertionAlgorithm(key: KeyObject): string {
       return 'EdDSA';
     case 'rsa':
       return 'RS256';
-    case 'rsa-pss':
-      return 'PS256';
     default:
+      // rsa-pss KeyObjects included: node:crypto has no JWK form for them, which jose needs.
       throw new TypeError(`unsupported forwarding key type: ${String(key.asymmetricKeyType)}`);
   }
 }

@@ -84,16 +84,21 @@ export function createForwarder(options: ForwarderOptions): TokenBindingForwarde
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
+  let closing: Promise<void> | undefined;
   return {
     server,
     target,
     dispatcher,
-    async close() {
-      const closed = server.listening ? once(server, 'close') : Promise.resolve();
-      server.close();
-      for (const socket of sockets) socket.destroy();
-      await closed;
-      await dispatcher.close();
+    close() {
+      // Idempotent: every caller waits for the same shutdown.
+      closing ??= (async () => {
+        const closed = server.listening ? once(server, 'close') : Promise.resolve();
+        server.close();
+        for (const socket of sockets) socket.destroy();
+        await closed;
+        await dispatcher.close();
+      })();
+      return closing;
     },
   };
 }

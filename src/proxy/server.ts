@@ -182,16 +182,21 @@ export function createProxy(options: ProxyOptions): TokenBindingProxy {
     socket.once('close', () => sockets.delete(socket));
   });
 
+  let closing: Promise<void> | undefined;
   return {
     server,
     upstream,
     dispatcher,
-    async close() {
-      const closed = server.listening ? once(server, 'close') : Promise.resolve();
-      server.close();
-      for (const socket of sockets) socket.destroy();
-      await closed;
-      if (ownDispatcher) await dispatcher.close();
+    close() {
+      // Idempotent: every caller waits for the same shutdown.
+      closing ??= (async () => {
+        const closed = server.listening ? once(server, 'close') : Promise.resolve();
+        server.close();
+        for (const socket of sockets) socket.destroy();
+        await closed;
+        if (ownDispatcher) await dispatcher.close();
+      })();
+      return closing;
     },
   };
 }

@@ -199,3 +199,18 @@ test('tokbind forward: non-loopback --host is refused unless --allow-remote; --i
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('tokbind proxy and tokbind forward: a port in use exits 1 with one line naming it; a target that is not a URL exits 2', async (t) => {
+  const taken = await startUpstream();
+  try {
+    const proxyRun = await runBin(['proxy', '--upstream', 'http://127.0.0.1:1', '--port', String(taken.port)]);
+    t.is(proxyRun.code, 1);
+    t.regex(proxyRun.stderr, new RegExp(`tokbind proxy: 127\\.0\\.0\\.1:${taken.port} is in use`));
+    const forwardRun = await runBin(['forward', '--target', 'https://127.0.0.1:1', '--port', String(taken.port)]);
+    t.is(forwardRun.code, 1);
+    t.regex(forwardRun.stderr, new RegExp(`tokbind forward: 127\\.0\\.0\\.1:${taken.port} is in use`));
+    t.is((await runBin(['forward', '--target', 'nope'])).code, 2);
+  } finally {
+    await taken.close();
+  }
+});

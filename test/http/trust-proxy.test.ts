@@ -5,12 +5,14 @@
 import http from 'node:http';
 import test from 'ava';
 import { formatTokenBindingID } from '../../src/codec/message.js';
-import { generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { isTokenBindingError } from '../../src/errors.js';
 import { sendProblem } from '../../src/http/problem.js';
 import { isTrustedProxyAddress, resolveTrustProxy, verifyForwardedRequest, type ForwardedRequestOptions } from '../../src/http/trust-proxy.js';
 import { collectVerifyEvents } from '../_events.js';
-import { listen } from '../_tls.js';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
+import { createServer } from '../../src/http/server.js';
+import { listen, testCertificate } from '../_tls.js';
+import { openConnection } from '../adapters/_client.js';
 
 const id = formatTokenBindingID(generateTokenBindingKey().id);
 
@@ -105,4 +107,27 @@ test('address matching: CIDRs, single addresses, IPv6, IPv4-mapped peers; nothin
   t.false(isTrustedProxyAddress(trust, 'localhost'));
   t.throws(() => resolveTrustProxy(null as never), { instanceOf: TypeError });
   await t.throwsAsync(verifyForwardedRequest({} as never, null as never), { instanceOf: TypeError });
+});
+
+test('on tokbind\'s own TLS server the server\'s verdict is reused (forwarded headers were already stripped as spoofs)', async (t) => {
+  const key = generateTokenBindingKey();
+  const server = await listen(
+    createServer({ key: testCertificate.key, cert: testCertificate.cert }, (req, res) => {
+      verifyForwardedRequest(req, { trustProxy: { addresses: ['127.0.0.1'] }, required: req.url === '/required' }).then(
+        (tb) => res.end(JSON.stringify({ id: tb?.provided.id ?? null })),
+        (err: unknown) => (isTokenBindingError(err) ? sendProblem(res, err) : res.destroy()),
+      );
+    }),
+  );
+  const conn = await openConnection(server.port, { tls: 'TLSv1.3' });
+  try {
+    const res = await conn.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: conn.ekm }), 'sec-provided-token-binding-id': id });
+    t.is(JSON.parse(res.body).id, formatTokenBindingID(key.id));
+    const unbound = await conn.request('/required', { 'sec-provided-token-binding-id': id });
+    t.is(unbound.status, 400);
+    t.is(JSON.parse(unbound.body).code, 'ERR_TB_HEADER_MISSING');
+  } finally {
+    await conn.close();
+    await server.close();
+  }
 });

@@ -18,8 +18,7 @@ import { encodeTokenBindingMessage, formatTokenBindingID } from '../../src/codec
 import { createSecTokenBindingHeader, generateTokenBindingKey, signTokenBinding } from '../../src/crypto/sign.js';
 import { parseForwardedTokenBindingHeaders } from '../../src/http/forwarded.js';
 import { verifyTokenBindingHeader } from '../../src/http/verify.js';
-import { PROXY_CHANNEL_NAME, type ProxyEvent } from '../../src/proxy/events.js';
-import { createProxy } from '../../src/proxy/server.js';
+import { PROXY_CHANNEL_NAME, createProxy, type ProxyEvent } from '../../src/proxy/index.js';
 import { connectTls, listen, testCertificate } from '../_tls.js';
 import { openConnection } from '../adapters/_client.js';
 import { rawConnection, rawValues, startTestProxy, startUpstream } from './_setup.js';
@@ -31,12 +30,12 @@ const otherKey = generateTokenBindingKey();
 const providedID = formatTokenBindingID(key.id);
 
 /** Collects `tokbind:proxy` events while `fn` runs. */
-async function proxyEvents(fn: () => Promise<void>): Promise<ProxyEvent[]> {
+async function proxyEvents(fn: (events: readonly ProxyEvent[]) => Promise<void>): Promise<ProxyEvent[]> {
   const events: ProxyEvent[] = [];
   const listener = (event: unknown): void => void events.push(event as ProxyEvent);
   diagnosticsChannel.subscribe(PROXY_CHANNEL_NAME, listener);
   try {
-    await fn();
+    await fn(events);
   } finally {
     diagnosticsChannel.unsubscribe(PROXY_CHANNEL_NAME, listener);
   }
@@ -459,4 +458,93 @@ test('createProxy checks its options', (t) => {
   t.throws(() => createProxy({ ...base, upstream: 'http://127.0.0.1:1', connections: 0 }), { instanceOf: TypeError });
   t.throws(() => createProxy({ ...base, upstream: 'http://127.0.0.1:1', forwardKey: 'not a key' }));
   t.throws(() => createProxy(null as never), { instanceOf: TypeError });
+});
+
+test.serial('an upstream that fails mid-response cuts the client connection (a truncated body never looks complete)', async (t) => {
+  const upstream = await startUpstream(undefined, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-length': 1000 });
+    res.write('partial');
+    setImmediate(() => res.socket?.destroy());
+  });
+  const proxy = await startTestProxy(upstream.url, { http2: false });
+  const raw = await rawConnection(proxy.port);
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: raw.ekm });
+    let answer = '';
+    const events = await proxyEvents(async () => {
+      answer = await raw.exchange(`GET /cut HTTP/1.1\r\nHost: localhost\r\nSec-Token-Binding: ${header}\r\n\r\n`);
+    });
+    t.regex(answer, /^HTTP\/1\.1 200 /);
+    t.true(answer.endsWith('partial'));
+    t.deepEqual(
+      events.map((e) => [e.outcome, e.status]),
+      [['error', 200]],
+    );
+    t.is(typeof events[0]!.code, 'string');
+  } finally {
+    raw.close();
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
+test.serial('a client that goes away mid-response aborts the upstream request', async (t) => {
+  let upstreamClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+  const upstream = await startUpstream(undefined, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const timer = setInterval(() => res.write('tick\n'), 5);
+    res.on('close', () => {
+      clearInterval(timer);
+      if (!res.writableFinished) upstreamClosed();
+    });
+  });
+  const proxy = await startTestProxy(upstream.url, { http2: false });
+  const raw = await rawConnection(proxy.port);
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: raw.ekm });
+    const events = await proxyEvents(async (seen) => {
+      await raw.exchange(`GET /stream HTTP/1.1\r\nHost: localhost\r\nSec-Token-Binding: ${header}\r\n\r\n`, /tick/);
+      raw.close();
+      // The upstream sees its response cut before it ended.
+      await closed;
+      while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    });
+    t.deepEqual(
+      events.map((e) => [e.outcome, e.status, e.code]),
+      [['error', 200, 'UND_ERR_ABORTED']],
+    );
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
+test.serial('an upgrade the upstream cannot take is a 502 and an error event', async (t) => {
+  const upstream = await startUpstream();
+  const port = upstream.port;
+  await upstream.close();
+  const proxy = await startTestProxy(`http://127.0.0.1:${port}`);
+  const raw = await rawConnection(proxy.port);
+  try {
+    const header = createSecTokenBindingHeader({ provided: key, ekm: raw.ekm });
+    let answer = '';
+    const events = await proxyEvents(async () => {
+      answer = await raw.exchange(
+        'GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n' +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-Token-Binding: ${header}\r\n\r\n`,
+      );
+    });
+    t.regex(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    t.regex(answer, /"code":"ERR_TB_UPSTREAM"/);
+    t.deepEqual(
+      events.map((e) => [e.outcome, e.status, e.code]),
+      [['error', 502, 'ECONNREFUSED']],
+    );
+  } finally {
+    raw.close();
+    await proxy.close();
+  }
 });

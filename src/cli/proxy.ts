@@ -43,6 +43,10 @@ export const proxy = defineCommand(
         description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5)',
       },
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400); they never reach the upstream' },
+      'proxy-protocol': {
+        type: 'boolean',
+        description: 'expect a PROXY protocol v1/v2 header before TLS on every connection (behind HAProxy send-proxy-v2)',
+      },
       'forward-key': {
         type: 'string',
         placeholder: 'FILE',
@@ -97,6 +101,7 @@ export const proxy = defineCommand(
         ...(forwardKey === undefined ? {} : { forwardKey }),
         port: values.port,
         host: values.host,
+        proxyProtocol: values['proxy-protocol'],
       });
     } catch (err) {
       if (err instanceof TypeError) throw new UsageError(err.message);

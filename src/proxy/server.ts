@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Http2SecureServer, SecureServerOptions } from 'node:http2';
 import type https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { createForwardingSigner, type ForwardingKeyInput, type ForwardingSigner } from '../http/assertion.js';
@@ -22,6 +22,7 @@ import {
 import { createSecureServer } from '../http/http2.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createServer } from '../http/server.js';
+import { acceptProxyProtocol, type ProxyProtocolOptions } from '../tls/proxy-protocol.js';
 import { proxyClock } from './events.js';
 import { forwardingHeaders, requestHeadersForUpstream } from './headers.js';
 import { relayRequest, relayUpgrade, type FrontRequest, type FrontResponse, type RelayTarget } from './relay.js';
@@ -207,6 +208,12 @@ export interface StartProxyOptions extends ProxyOptions {
   readonly port?: number;
   /** Default `127.0.0.1`. */
   readonly host?: string;
+  /**
+   * Behind an L4 balancer (HAProxy `send-proxy` / `send-proxy-v2`): every connection must start
+   * with a PROXY protocol v1/v2 header (see the tls layer's `acceptProxyProtocol`), whose client
+   * address then is the TCP peer — in `Forwarded` / `X-Forwarded-For` too. Default off.
+   */
+  readonly proxyProtocol?: boolean | ProxyProtocolOptions;
 }
 
 /** A listening proxy. */
@@ -228,25 +235,33 @@ export interface ListeningProxy extends TokenBindingProxy {
  * ```
  */
 export async function startProxy(options: StartProxyOptions): Promise<ListeningProxy> {
-  const { port = 8443, host = '127.0.0.1', ...rest } = options;
+  const { port = 8443, host = '127.0.0.1', proxyProtocol = false, ...rest } = options;
   const proxy = createProxy(rest);
+  // With the PROXY protocol a plain net.Server in front reads the header, then hands the
+  // connection to the TLS server.
+  const listener: NetServer =
+    proxyProtocol === false ? proxy.server : acceptProxyProtocol(proxy.server, proxyProtocol === true ? {} : proxyProtocol);
+  const close = async (): Promise<void> => {
+    if (listener !== proxy.server && listener.listening) await new Promise<void>((resolve) => listener.close(() => resolve()));
+    await proxy.close();
+  };
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
-      proxy.server.off('listening', onListening);
+      listener.off('listening', onListening);
       reject(err);
     };
     const onListening = (): void => {
-      proxy.server.off('error', onError);
+      listener.off('error', onError);
       resolve();
     };
-    proxy.server.once('error', onError);
-    proxy.server.once('listening', onListening);
-    proxy.server.listen(port, host);
+    listener.once('error', onError);
+    listener.once('listening', onListening);
+    listener.listen(port, host);
   }).catch(async (err: unknown) => {
-    await proxy.close().catch(() => {});
+    await close().catch(() => {});
     throw err;
   });
-  const address = proxy.server.address() as AddressInfo;
+  const address = listener.address() as AddressInfo;
   const shown = host.includes(':') ? `[${host}]` : host;
-  return { ...proxy, port: address.port, host, url: `https://${shown}:${address.port}` };
+  return { ...proxy, close, port: address.port, host, url: `https://${shown}:${address.port}` };
 }

@@ -8,6 +8,8 @@ import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import test from 'ava';
@@ -546,5 +548,35 @@ test.serial('an upgrade the upstream cannot take is a 502 and an error event', a
   } finally {
     raw.close();
     await proxy.close();
+  }
+});
+
+test('behind an L4 balancer (proxyProtocol): the PROXY header names the client in Forwarded / X-Forwarded-For; a connection without one never reaches the upstream', async (t) => {
+  const upstream = await startUpstream();
+  const proxy = await startTestProxy(upstream.url, { proxyProtocol: true });
+  const tcp = net.connect(proxy.port, '127.0.0.1');
+  await once(tcp, 'connect');
+  tcp.write('PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n');
+  const socket = tls.connect({ socket: tcp, servername: 'localhost', ca: testCertificate.ca, ALPNProtocols: ['http/1.1'] });
+  await once(socket, 'secureConnect');
+  try {
+    const exportNoContext = socket.exportKeyingMaterial as (length: number, label: string) => Buffer;
+    const ekm = new Uint8Array(exportNoContext.call(socket, 32, 'EXPORTER-Token-Binding'));
+    const header = createSecTokenBindingHeader({ provided: key, ekm });
+    socket.write(`GET /behind-lb HTTP/1.1\r\nHost: app.example\r\nSec-Token-Binding: ${header}\r\nConnection: close\r\n\r\n`);
+    let answer = '';
+    for await (const chunk of socket) answer += (chunk as Buffer).toString();
+    t.regex(answer, /^HTTP\/1\.1 200 /);
+    const got = upstream.received[0]!;
+    t.deepEqual(rawValues(got.rawHeaders, 'x-forwarded-for'), ['203.0.113.7']);
+    t.deepEqual(rawValues(got.rawHeaders, 'forwarded'), ['for=203.0.113.7;proto=https;host="app.example"']);
+    t.deepEqual(rawValues(got.rawHeaders, 'sec-provided-token-binding-id'), [providedID]);
+    // Straight TLS, no PROXY header: the connection is closed before any request.
+    await t.throwsAsync(connectTls(proxy.port));
+    t.is(upstream.received.length, 1);
+  } finally {
+    socket.destroy();
+    await proxy.close();
+    await upstream.close();
   }
 });

@@ -17,7 +17,8 @@ export const forward = defineCommand(
       'Any HTTP client (curl, a Python or Go program) gets Token Binding by pointing at the sidecar: each request goes ' +
       'to --target with the same method, path, headers and body over TLS with a Sec-Token-Binding signed for that ' +
       'connection (one key per scope from --key-store, connections reused), and the response streams back. Listens ' +
-      'on loopback only unless --allow-remote (whoever reaches the sidecar signs with these keys). Prints ' +
+      'on loopback only, and answers 403 to requests a web page could send through a browser (a non-loopback Host or ' +
+      'Origin, a cross-site Sec-Fetch-Site), unless --allow-remote: whoever reaches the sidecar signs with these keys. Prints ' +
       '"listening on http://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
     options: {
       port: { type: 'integer', min: 0, max: 65535, default: 8080, env: 'PORT', placeholder: 'N', description: 'TCP port to listen on (0 picks a free one)' },
@@ -27,7 +28,7 @@ export const forward = defineCommand(
       'key-parameters': KEY_PARAMETERS_OPTION,
       ca: { type: 'string', placeholder: 'FILE', description: "PEM CA certificate(s) to trust for the target's certificate" },
       insecure: { type: 'boolean', short: 'k', description: "do not check the target's certificate" },
-      'allow-remote': { type: 'boolean', description: 'allow a non-loopback --host' },
+      'allow-remote': { type: 'boolean', description: 'allow a non-loopback --host, and requests from any Host or Origin' },
     },
     exitCodes: {
       0: 'stopped by SIGINT/SIGTERM',

@@ -19,6 +19,14 @@ export interface ForwarderOptions {
   readonly target: string | URL;
   /** Options of the `TokenBindingDispatcher` (keyStore, keyParameters, connect: { ca, rejectUnauthorized }, …). */
   readonly dispatcher?: TokenBindingDispatcherOptions;
+  /**
+   * `loopback` (default): only requests addressed to a loopback name (`Host` localhost, 127.x,
+   * ::1) and not sent by a browser on behalf of another site (a non-loopback `Origin`, or
+   * `Sec-Fetch-Site` other than `none` / `same-origin`) are forwarded; others get 403. This keeps a
+   * web page the user visits — directly or by DNS rebinding — from using the sidecar as a signing
+   * oracle for the user's keys. `any`: no such check (for `allowRemote` deployments).
+   */
+  readonly accept?: 'loopback' | 'any';
 }
 
 /** A created (not yet listening) sidecar. */
@@ -44,6 +52,48 @@ function targetURL(input: string | URL): URL {
   return url;
 }
 
+const FORBIDDEN = JSON.stringify({
+  type: 'urn:tokbind:error:ERR_TB_CLIENT',
+  title: 'Forbidden',
+  status: 403,
+  detail: 'the sidecar forwards only requests from local clients',
+  code: 'ERR_TB_CLIENT',
+});
+
+function refuse(res: ServerResponse): void {
+  res.writeHead(403, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(FORBIDDEN), 'cache-control': 'no-store' });
+  res.end(FORBIDDEN);
+}
+
+function hostnameOf(authority: string): string {
+  try {
+    return new URL(`http://${authority}`).hostname;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Whether a request comes from a local program rather than from a web page: addressed to a
+ * loopback name, and with no cross-site browser markers.
+ */
+function fromLocalClient(req: IncomingMessage): boolean {
+  const host = req.headers.host;
+  if (host === undefined || !isLoopbackHost(hostnameOf(host))) return false;
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let originHost: string;
+    try {
+      originHost = new URL(origin).hostname;
+    } catch {
+      return false;
+    }
+    if (!isLoopbackHost(originHost)) return false;
+  }
+  const site = req.headers['sec-fetch-site'];
+  return site === undefined || site === 'none' || site === 'same-origin';
+}
+
 /** Whether `host` is a loopback address or name: the only place a sidecar listens by default. */
 export function isLoopbackHost(host: string): boolean {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
@@ -59,7 +109,8 @@ export function isLoopbackHost(host: string): boolean {
  * with the same method, path, headers (minus hop-by-hop ones, `Host` set to the target's, any
  * client `Sec-Token-Binding` replaced) and body, over Token-Bound TLS; the response streams back.
  * Bodies stream both ways with backpressure. Upgrades (WebSocket) are forwarded too. Each outcome
- * is published on `tokbind:proxy` with `role: 'forward'`.
+ * is published on `tokbind:proxy` with `role: 'forward'`. By default (`accept: 'loopback'`) only
+ * local programs are served: see {@link ForwarderOptions.accept}.
  *
  * @throws {TypeError} for a target that is not an https origin
  * @example
@@ -73,10 +124,17 @@ export function createForwarder(options: ForwarderOptions): TokenBindingForwarde
   const target = targetURL(options.target);
   const dispatcher = new TokenBindingDispatcher(options.dispatcher ?? {});
   const relay: RelayTarget = { role: 'forward', dispatcher, origin: target.origin };
+  const accept = options.accept ?? 'loopback';
+  if (accept !== 'loopback' && accept !== 'any') throw new TypeError("accept must be 'loopback' or 'any'");
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (accept === 'loopback' && !fromLocalClient(req)) return refuse(res);
     relayRequest(relay, req, res, requestHeadersForUpstream(req.rawHeaders, { keepHost: false, add: [] }), proxyClock());
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (accept === 'loopback' && !fromLocalClient(req)) {
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(FORBIDDEN)}\r\nconnection: close\r\n\r\n${FORBIDDEN}`);
+      return;
+    }
     relayUpgrade(relay, req, socket, head, requestHeadersForUpstream(req.rawHeaders, { keepHost: false, add: [] }), proxyClock());
   });
   const sockets = new Set<Duplex>();
@@ -137,7 +195,7 @@ export async function startForwarder(options: StartForwarderOptions): Promise<Li
   if (!allowRemote && !isLoopbackHost(host)) {
     throw new TypeError(`refusing to listen on non-loopback ${host} (whoever reaches it signs with these keys); pass allowRemote to do it anyway`);
   }
-  const forwarder = createForwarder(rest);
+  const forwarder = createForwarder({ accept: allowRemote ? 'any' : 'loopback', ...rest });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       forwarder.server.off('listening', onListening);

@@ -162,3 +162,34 @@ test('the sidecar listens on loopback only unless allowRemote, and its target mu
   }
   t.throws(() => createForwarder(null as never), { instanceOf: TypeError });
 });
+
+test('only local programs are served: a foreign Host (DNS rebinding), a foreign Origin or a cross-site fetch gets 403 and never reaches the target', async (t) => {
+  const server = await bindingServer();
+  const sidecar = await startForwarder({ target: `https://127.0.0.1:${server.port}`, port: 0, dispatcher: { connect: { ca: testCertificate.ca } } });
+  try {
+    for (const headers of [
+      { host: 'evil.example' },
+      { host: `evil.example:${sidecar.port}` },
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+    ]) {
+      const res = await plain(`${sidecar.url}/whoami`, { headers });
+      t.is(res.status, 403, JSON.stringify(headers));
+      t.is(JSON.parse(res.body.toString()).code, 'ERR_TB_CLIENT');
+    }
+    for (const headers of [{ origin: 'http://localhost:3000' }, { 'sec-fetch-site': 'none' }, { host: `localhost:${sidecar.port}` }, { host: `[::1]:${sidecar.port}` }]) {
+      t.is((await plain(`${sidecar.url}/whoami`, { headers })).status, 200, JSON.stringify(headers));
+    }
+    t.is(server.connections(), 1);
+    const upgrade = await plain(`${sidecar.url}/ws`, { headers: { host: 'evil.example', connection: 'upgrade', upgrade: 'websocket' } });
+    t.is(upgrade.status, 403);
+  } finally {
+    await sidecar.close();
+    await server.close();
+  }
+  const any = createForwarder({ target: 'https://127.0.0.1:1', accept: 'any' });
+  await any.close();
+  t.throws(() => createForwarder({ target: 'https://127.0.0.1:1', accept: 'everyone' as never }), { instanceOf: TypeError });
+});

@@ -5,10 +5,11 @@
 import { parseKeyParameters } from '../codec/keyparams.js';
 import { createForwardingSigner } from '../http/assertion.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
-import { startProxy, type ListeningProxy } from '../proxy/server.js';
+import { createProxy, type TokenBindingProxy } from '../proxy/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
-import { InputError, defineCommand, listenFailure, oneStdin, readFileArgument, serverOptions } from './args.js';
-import { ExitCode, UsageError, reportError, untilStopped, writeLine } from './io.js';
+import { InputError, defineCommand, oneStdin, readFileArgument, serverOptions } from './args.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
+import { UsageError, reportError } from './io.js';
 import { loadCertificateAndKey } from './tls-files.js';
 
 function keyParametersList(value: string): number[] {
@@ -29,10 +30,13 @@ export const proxy = defineCommand(
       'Sec-Other-Token-Binding-ID (draft-ietf-tokbind-ttrp-09), Forwarded and X-Forwarded-For/Proto/Host; an invalid ' +
       'message gets 400 problem+json and never reaches the upstream. Client-sent copies of those headers are removed. ' +
       'With --forward-key, each request also carries a signed Sec-Token-Binding-Assertion (verify it with trustProxy.key). ' +
-      'A self-signed certificate for localhost and --host is used unless --cert/--key are given. Prints ' +
+      'A self-signed certificate for localhost and --host is used unless --cert/--key are given. --workers N runs N ' +
+      'processes on the port (node:cluster); --proxy-protocol reads a PROXY v1/v2 header before TLS (behind an L4 ' +
+      'balancer), whose client address then goes into Forwarded / X-Forwarded-For. Prints ' +
       '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
     options: {
       ...serverOptions,
+      ...clusterOptions,
       upstream: { type: 'string', required: true, placeholder: 'URL', description: 'the backend, http://HOST:PORT (an origin, no path)' },
       cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
       key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
@@ -43,10 +47,6 @@ export const proxy = defineCommand(
         description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5)',
       },
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400); they never reach the upstream' },
-      'proxy-protocol': {
-        type: 'boolean',
-        description: 'expect a PROXY protocol v1/v2 header before TLS on every connection (behind HAProxy send-proxy-v2)',
-      },
       'forward-key': {
         type: 'string',
         placeholder: 'FILE',
@@ -72,13 +72,22 @@ export const proxy = defineCommand(
     } catch {
       throw new UsageError(`--upstream must be an http:// URL, got ${JSON.stringify(values.upstream)}`);
     }
+    const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+    if (isClusterPrimary(values)) {
+      if (values.cert === '-' || values.key === '-' || values['forward-key'] === '-') {
+        throw new UsageError('--workers cannot read --cert/--key/--forward-key from stdin (each worker reads the files)');
+      }
+      // Workers share one self-signed certificate (made here), so every connection presents the same.
+      const shared = values.cert === undefined ? { tls: selfSigned() } : {};
+      return runWorkers({ command: 'proxy', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
     let tls: { key: string | Buffer; cert: string | Buffer };
     let forwardKey: string | undefined;
     try {
       tls =
         values.cert !== undefined && values.key !== undefined
           ? await loadCertificateAndKey(values.cert, values.key, io)
-          : createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+          : (sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned());
       if (values['forward-key'] !== undefined) {
         forwardKey = (await readFileArgument('--forward-key', values['forward-key'], io)).toString('utf8');
         try {
@@ -92,31 +101,23 @@ export const proxy = defineCommand(
       return reportError(io, err);
     }
     const tokenBinding: TokenBindingServerOptions = { keyParameters, required: values.required };
-    let running: ListeningProxy;
+    let running: TokenBindingProxy;
     try {
-      running = await startProxy({
-        upstream: values.upstream,
-        ...tls,
-        tokenBinding,
-        ...(forwardKey === undefined ? {} : { forwardKey }),
-        port: values.port,
-        host: values.host,
-        proxyProtocol: values['proxy-protocol'],
-      });
+      running = createProxy({ upstream: values.upstream, ...tls, tokenBinding, ...(forwardKey === undefined ? {} : { forwardKey }) });
     } catch (err) {
       if (err instanceof TypeError) throw new UsageError(err.message);
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && code.startsWith('E') && !code.startsWith('ERR_')) {
-        writeLine(io.stderr, listenFailure('proxy', values.host, values.port, err as Error));
-        return ExitCode.failure;
-      }
       return reportError(io, err);
     }
-    // Listen for SIGINT/SIGTERM before saying so: whoever reads the line may signal at once.
-    const stopped = untilStopped(signal);
-    writeLine(io.stdout, `listening on ${running.url}`);
-    await stopped;
-    await running.close();
-    return ExitCode.ok;
+    return listenAndServe({
+      command: 'proxy',
+      server: running.server,
+      scheme: 'https',
+      host: values.host,
+      port: values.port,
+      proxyProtocol: values['proxy-protocol'],
+      io,
+      signal,
+      onStop: () => running.close(),
+    });
   },
 );

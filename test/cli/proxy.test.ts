@@ -7,6 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -133,7 +134,7 @@ test('tokbind proxy: usage errors exit 2, an unusable forward key or certificate
     }
     const help = await runBin(['proxy', '--help']);
     t.is(help.code, 0);
-    for (const option of ['--upstream', '--port', '--host', '--cert', '--key', '--key-parameters', '--required', '--forward-key']) {
+    for (const option of ['--upstream', '--port', '--host', '--cert', '--key', '--key-parameters', '--required', '--forward-key', '--workers', '--proxy-protocol']) {
       t.true(help.stdout.includes(option), option);
     }
   } finally {
@@ -212,5 +213,30 @@ test('tokbind proxy and tokbind forward: a port in use exits 1 with one line nam
     t.is((await runBin(['forward', '--target', 'nope'])).code, 2);
   } finally {
     await taken.close();
+  }
+});
+
+test('tokbind proxy --workers 2: one listening line, requests served by the workers, SIGTERM stops them all', async (t) => {
+  const upstream = await startUpstream();
+  const proxy = await start(['proxy', '--upstream', upstream.url, '--port', '0', '--workers', '2']);
+  try {
+    for (let i = 0; i < 2; i++) {
+      const status = await new Promise<number>((resolve, reject) => {
+        https
+          .get(`${proxy.url}/w${i}`, { rejectUnauthorized: false, agent: false }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject);
+      });
+      t.is(status, 200);
+    }
+    t.deepEqual(
+      upstream.received.map((r) => r.url),
+      ['/w0', '/w1'],
+    );
+  } finally {
+    t.is(await proxy.stop(), 0);
+    await upstream.close();
   }
 });

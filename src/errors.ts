@@ -58,6 +58,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_FORWARDED_ASSERTION: 'forwarded Token Binding assertion missing or invalid',
   /** The upstream server of a tokbind proxy or sidecar could not be reached or failed. */
   ERR_TB_UPSTREAM: 'upstream server unavailable',
+  /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISSING: 'the request carries no verified binding for this session',
+  /** The session is bound to another Token Binding ID (or another binding key) than the request's (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISMATCH: 'the session is bound to another client',
+  /** The session's binding proof is no longer valid (a DBSC short-lived cookie expired unrefreshed; tokbind/session). */
+  ERR_TB_SESSION_BINDING_EXPIRED: 'the session binding expired',
+  /** The policy requires bound sessions and this authenticated session is not bound (tokbind/session). */
+  ERR_TB_SESSION_UNBOUND: 'the session is not bound; log in again over a bound connection',
 } as const;
 
 export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;

@@ -59,3 +59,11 @@ export {
   type ResolvedTrustProxy,
   type TrustProxyOptions,
 } from './trust-proxy.js';
+export {
+  CLIENT_CERT_CHAIN_HEADER,
+  CLIENT_CERT_HEADER,
+  MAX_CLIENT_CERT_BYTES,
+  clientCertificateFromTrustedProxy,
+  formatClientCertHeader,
+  parseClientCertHeader,
+} from './client-cert.js';

@@ -4,18 +4,21 @@
  *   npm run bench                 full mode (5 rounds per figure, a few minutes)
  *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
  *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
- *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, token)
+ *   npm run bench -- --only=verify,http   a subset (the names in `sections` below; a wrong one lists them)
  *   npm run bench -- --markdown   also print the table as markdown (for the README)
  *
  * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
  * a wrong verification result, a child that died, the time limit); targets are reported, never
  * enforced.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg } from 'node:os';
+import { benchCluster } from './cluster.js';
 import { benchCodec } from './codec.js';
 import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
 import { benchMemory } from './memory.js';
+import { benchSession } from './session.js';
 import { benchToken } from './token.js';
 import { benchVerify } from './verify.js';
 import { createBenchCertificate } from './lib/cert.js';
@@ -31,19 +34,25 @@ const markdown = args.includes('--markdown');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
 const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
-if (unknown.length > 0) {
-  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,token]`);
-  process.exit(2);
-}
 
 const log = (line: string): void => {
   (json ? process.stderr : process.stdout).write(line + '\n');
 };
 
 const children = new Set<Child>();
+const programs = new Set<ChildProcess>();
 async function closeChildren(): Promise<void> {
   await Promise.all([...children].map((c) => c.close()));
   children.clear();
+  await Promise.all(
+    [...programs].map((p) => {
+      const exited = new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve())));
+      p.kill('SIGTERM');
+      const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+      return exited.finally(() => clearTimeout(timer));
+    }),
+  );
+  programs.clear();
 }
 
 // Every run is bounded: a hung child or a stuck socket ends the benchmark with an error.
@@ -60,10 +69,18 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['http2', benchHttp2],
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
+  ['cluster', benchCluster],
+  ['session', benchSession],
   ['token', benchToken],
 ];
 
 async function main(): Promise<void> {
+  const names = sections.map(([name]) => name);
+  const wrong = only === null ? [] : [...only].filter((n) => !names.includes(n));
+  if (unknown.length > 0 || wrong.length > 0) {
+    console.error(`unknown argument(s): ${[...unknown, ...wrong.map((n) => `--only=${n}`)].join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=${names.join(',')}]`);
+    process.exit(2);
+  }
   const started = Date.now();
   // Read before pinning: the runner's own affinity would then report one core.
   const cores = availableParallelism();
@@ -77,8 +94,16 @@ async function main(): Promise<void> {
     cert,
     pinning,
     log,
+    spawnProgram: (programArgs, name) => {
+      // Every core: undo the runner's own pinning, which children would inherit.
+      const child = pinning.used ? spawn('taskset', ['-c', `0-${cores - 1}`, process.execPath, ...programArgs], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, [...programArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+      programs.add(child);
+      child.once('exit', () => programs.delete(child));
+      void name;
+      return child;
+    },
     spawn: (script, options) => {
-      const core = options.role === 'server' ? pinning.serverCore : pinning.generatorCore;
+      const core = options.role === 'server' ? pinning.serverCore : options.role === 'generator' ? pinning.generatorCore : pinning.used ? `0-${cores - 1}` : null;
       const child = new Child(script, { core, name: options.name, ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}) });
       children.add(child);
       return child;

@@ -37,9 +37,14 @@ export const TokenBindingErrorCodes = {
   /** The TLS connection does not meet the conditions (TLS 1.3, or TLS 1.2 with EMS). */
   ERR_TB_TLS_CONDITIONS: 'TLS connection does not meet the Token Binding conditions',
   /** The exported keying material could not be taken (not yet secure, or closed). */
-  ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
+  ERR_TB_EKM_UNAVAILABLE:
+    'exported keying material unavailable: Token Binding is bound to the TLS connection, so TLS must end in tokbind (terminate TLS here, or forward through a trusted proxy such as tokbind proxy)',
   /** A connection sent more distinct Token Binding messages than the per-connection limit. */
   ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
+  /** A message needs more signature checks than one message may cost (`maxSignaturesPerMessage`). */
+  ERR_TB_TOO_MANY_BINDINGS: 'too many Token Bindings to verify in one message',
+  /** A connection has spent its signature-check budget (`maxSignaturesPerConnection`). */
+  ERR_TB_SIGNATURE_BUDGET: 'signature-check budget of the connection spent',
   /** The RFC 8472 token_binding extension body is malformed. */
   ERR_TB_EXTENSION_MALFORMED: 'malformed token_binding TLS extension',
   /** A server's token_binding reply violates RFC 8472 (the client must abort the handshake). */
@@ -52,6 +57,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_PROXY_PROTOCOL: 'invalid or missing PROXY protocol header',
   /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
   ERR_TB_CLIENT: 'Token Binding client error',
+  /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISSING: 'the request carries no verified binding for this session',
+  /** The session is bound to another Token Binding ID (or another binding key) than the request's (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISMATCH: 'the session is bound to another client',
+  /** The session's binding proof is no longer valid (a DBSC short-lived cookie expired unrefreshed; tokbind/session). */
+  ERR_TB_SESSION_BINDING_EXPIRED: 'the session binding expired',
+  /** The policy requires bound sessions and this authenticated session is not bound (tokbind/session). */
+  ERR_TB_SESSION_UNBOUND: 'the session is not bound; log in again over a bound connection',
   /** The request carries no access token (RFC 6750 §3.1: answered with a bare challenge). */
   ERR_TB_TOKEN_MISSING: 'access token required',
   /** The request presents its access token wrongly: more than one way, or a malformed Authorization (RFC 6750 §3.1 invalid_request). */

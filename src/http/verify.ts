@@ -4,12 +4,13 @@
 import { decodeSecTokenBindingHeader } from '../codec/header.js';
 import { keyParametersName } from '../codec/keyparams.js';
 import { parseTokenBindingMessage } from '../codec/message.js';
-import type { TokenBinding } from '../codec/types.js';
+import type { KeyParametersName, TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
 import { verifyTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
 import { lookupVerification, rememberVerification, type ConnectionFacts, type ConnectionState } from '../tls/connection.js';
 import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
+import { isReplayed, markIfReplayed, rememberVerified } from './replay.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
 import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
 
@@ -98,7 +99,9 @@ function evaluate(value: string, ekm: Uint8Array, accepted: readonly number[], o
   }
 
   const backend = options.backend;
-  if (!verifyTokenBinding(provided, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided' });
+  if (!verifyTokenBinding(provided, ekm, backend)) {
+    throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided', keyParameters: keyParametersName(keyParameters) });
+  }
   // A referred binding with key parameters we cannot evaluate is not invalid: accept the request,
   // expose no referred ID (RFC 8471 §4.2). Its key parameters need not be this connection's: they
   // were negotiated with the server that redirected the client (RFC 8473 §5).
@@ -123,11 +126,19 @@ function isContext(connection: TokenBindingConnection | TokenBindingConnectionCo
   return 'facts' in connection;
 }
 
+/** The provided binding's key parameters when the rejection names them (for the metrics' labels). */
+function rejectedKeyParameters(err: TokenBindingError): KeyParametersName | number | undefined {
+  const cause = err.cause;
+  if (cause === undefined || cause instanceof Error) return undefined;
+  const named = err.code === 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED' ? cause.actual : cause.keyParameters;
+  return typeof named === 'string' || typeof named === 'number' ? (named as KeyParametersName | number) : undefined;
+}
+
 /** Settles one verdict: counts it, publishes it, returns or throws it. */
 function settle(verdict: CachedVerdict, started: number, cached: boolean): TokenBindingResult {
   const durationNs = started === 0 ? 0 : nowNs() - started;
   if (verdict instanceof TokenBindingError) {
-    recordVerification('rejected', durationNs, cached, verdict.code);
+    recordVerification('rejected', durationNs, cached, verdict.code, rejectedKeyParameters(verdict), isReplayed(verdict));
     throw verdict;
   }
   recordVerification('accepted', durationNs, cached, undefined, verdict.provided.keyParameters);
@@ -149,7 +160,8 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  *   referred `ERR_TB_MULTIPLE_REFERRED`;
  * - provided key parameters not accepted here `ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED`;
  * - any signature that does not verify, including one on a binding of unknown type with known key
- *   parameters: `ERR_TB_SIGNATURE_INVALID`. A referred binding with unknown key parameters is
+ *   parameters: `ERR_TB_SIGNATURE_INVALID` (with `cause.replayed: true` when the same value
+ *   verified earlier on another connection: a captured message replayed, see replay.ts). A referred binding with unknown key parameters is
  *   accepted but exposed as `referred: null`; unknown types with unknown key parameters are
  *   ignored.
  *
@@ -217,9 +229,10 @@ export function verifyTokenBindingHeader(
       if (!listening) started = nowNs();
       try {
         verdict = evaluate(value, ekm, accepted, resolved);
+        rememberVerified(value);
       } catch (err) {
         if (!(err instanceof TokenBindingError)) throw err;
-        verdict = err;
+        verdict = markIfReplayed(value, err);
       }
       if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry);
     }

@@ -6,11 +6,11 @@ import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseKeyParameters } from '../codec/keyparams.js';
-import { formatPrometheusMetrics } from '../http/metrics.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
+import { createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
 import { sendProblem } from '../http/problem.js';
 import { defineCommand, listenFailure, oneStdin, serverOptions } from './args.js';
 import { loadCertificateAndKey } from './tls-files.js';
@@ -23,13 +23,18 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** The routes of `tokbind serve`; `/metrics` never asks for a binding (Prometheus sends none). */
-function router(required: boolean) {
+function router(required: boolean, metrics: ClusterMetrics) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/metrics') {
-      const text = formatPrometheusMetrics();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      // prom-client (tokbind/metrics); under node:cluster, every worker's figures.
+      metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+          res.end(text);
+        },
+        (err: unknown) => json(res, 503, { error: err instanceof Error ? err.message : String(err) }),
+      );
       return;
     }
     // `--required` is applied here, not by the server, so that /metrics stays scrapeable; an
@@ -110,11 +115,14 @@ export const serve = defineCommand(
     };
 
     let server: ReturnType<typeof createServer>;
+    const metrics = createServerMetrics();
     try {
-      server = createServer({ ...tls, tokenBinding }, router(values.required));
+      server = createServer({ ...tls, tokenBinding }, router(values.required, metrics));
     } catch (err) {
+      metrics.close();
       return reportError(io, err);
     }
+    server.once('close', () => metrics.close());
     // Handshakes that fail (scanners, untrusting clients) are the client's problem, not ours.
     server.on('tlsClientError', () => {});
     const failure = await new Promise<Error | null>((resolve) => {
@@ -131,6 +139,7 @@ export const serve = defineCommand(
       server.listen(values.port, values.host);
     });
     if (failure !== null) {
+      metrics.close();
       writeLine(io.stderr, listenFailure('serve', values.host, values.port, failure));
       return ExitCode.failure;
     }

@@ -27,7 +27,8 @@ export interface ClusterMetricsOptions extends TokenBindingMetricsOptions {
 
 /** The metrics of one process of a cluster. */
 export interface ClusterMetrics {
-  readonly role: 'primary' | 'worker';
+  /** `process`: not in a cluster ({@link createServerMetrics} only). */
+  readonly role: 'primary' | 'worker' | 'process';
   /** Primary: the `AggregatorRegistry`; worker: the worker's own registry. */
   readonly registry: Registry<RegistryContentType>;
   /** The exposition format's content type, for the `/metrics` response. */
@@ -143,4 +144,29 @@ export function createClusterMetrics(options: ClusterMetricsOptions = {}): Clust
     throw new TypeError('timeoutMs must be a positive integer');
   }
   return cluster.isPrimary ? primary() : worker(options);
+}
+
+/**
+ * The metrics of a server process: in a node:cluster worker, {@link createClusterMetrics} (a
+ * scrape answers with every worker's figures); otherwise a fresh registry of its own. What
+ * `tokbind serve` serves at /metrics.
+ *
+ * @example
+ * ```ts
+ * const metrics = createServerMetrics()
+ * res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.metrics())
+ * ```
+ */
+export function createServerMetrics(options: ClusterMetricsOptions = {}): ClusterMetrics {
+  if (cluster.isWorker) return createClusterMetrics(options);
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const registry = options.registry ?? new Registry();
+  const handle = registerTokenBindingMetrics(registry, options);
+  return {
+    role: 'process',
+    registry,
+    contentType: registry.contentType,
+    metrics: () => registry.metrics(),
+    close: () => handle.unregister(),
+  };
 }

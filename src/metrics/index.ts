@@ -16,7 +16,7 @@ export {
   type TokenBindingMetrics,
   type TokenBindingMetricsOptions,
 } from './prometheus.js';
-export { createClusterMetrics, type ClusterMetrics, type ClusterMetricsOptions } from './cluster.js';
+export { createClusterMetrics, createServerMetrics, type ClusterMetrics, type ClusterMetricsOptions } from './cluster.js';
 export {
   INSTRUMENTATION_NAME,
   registerTokenBindingTelemetry,

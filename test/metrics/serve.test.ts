@@ -1,0 +1,91 @@
+/**
+ * The real thing: `tokbind serve` spawned as the installed binary would run, valid, invalid and
+ * replayed traffic from real TLS clients, /metrics scraped over HTTPS — the scraped values are
+ * the traffic's, and `promtool check metrics` accepts the text.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { testCertificate } from '../_tls.js';
+import { requireTool } from '../_tools.js';
+import { RawHttpConnection, within } from '../reliability/_net.js';
+import { driveTraffic, parseExposition, total } from './_scrape.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** Spawns `tokbind serve ...args` and resolves with its port once it printed its first line. */
+export async function spawnServe(t: import('ava').ExecutionContext, args: readonly string[] = []): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'tokbind-metrics-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'cert.pem'), testCertificate.cert);
+  await writeFile(join(dir, 'key.pem'), testCertificate.key);
+  const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  t.teardown(async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  return within(
+    new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const match = /listening on https:\/\/127\.0\.0\.1:(\d+)\n/.exec(out);
+        if (match) resolve(Number(match[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`tokbind serve exited ${code}: ${stderr}`)));
+    }),
+    20_000,
+    'tokbind serve listening',
+  );
+}
+
+export async function scrapeMetrics(port: number): Promise<{ text: string; type: string | undefined }> {
+  const c = await RawHttpConnection.open(port);
+  try {
+    const res = await c.request([], '/metrics');
+    if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.body}`);
+    return { text: res.body, type: res.headers['content-type'] };
+  } finally {
+    await c.close();
+  }
+}
+
+test('tokbind serve: the scraped figures are the traffic driven at it, and promtool accepts them', async (t) => {
+  const promtool = requireTool('promtool');
+  const port = await spawnServe(t, ['--required']);
+  const traffic = await driveTraffic(port, { valid: 4, invalid: 2, replayed: 3 }, '/whoami');
+  t.deepEqual(traffic.statuses, [200, 200, 200, 200, 400, 400, 400, 400, 400]);
+  // A request without the header, refused by --required in the router: not a verification failure.
+  const bare = await RawHttpConnection.open(port);
+  t.is((await bare.request([], '/whoami')).status, 400);
+  await bare.close();
+
+  const { text, type } = await scrapeMetrics(port);
+  t.is(type, 'text/plain; version=0.0.4; charset=utf-8');
+  const s = parseExposition(text);
+  const V = 'tokbind_verifications_total';
+  t.is(total(s, V, { outcome: 'accepted', key_parameters: 'ecdsap256' }), 4);
+  t.is(total(s, V, { outcome: 'rejected', key_parameters: 'ecdsap256' }), 2);
+  t.is(total(s, V, { outcome: 'replayed', key_parameters: 'ecdsap256' }), 3);
+  // The bare request and the two /metrics scrapes' connections: no header, not required by the server.
+  t.true(total(s, V, { outcome: 'absent' }) >= 2);
+  t.is(total(s, 'tokbind_replays_total'), 3);
+  t.is(total(s, 'tokbind_rejections_total', { code: 'ERR_TB_SIGNATURE_INVALID' }), 5);
+  t.is(total(s, 'tokbind_verification_duration_seconds_count', { cached: 'false' }), 1 + 2 + 3);
+  t.is(total(s, 'tokbind_verification_duration_seconds_count', { cached: 'true' }), 3);
+  t.is(total(s, 'tokbind_stolen_credentials_total'), 0);
+
+  const check = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  t.is(check.status, 0, `${check.stdout}${check.stderr}`);
+  t.is(check.stdout.trim() + check.stderr.trim(), '', 'no lint finding');
+});

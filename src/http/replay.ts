@@ -15,13 +15,15 @@
  * is why a replay keeps the stable code `ERR_TB_SIGNATURE_INVALID` and only says so in
  * `cause.replayed`: the code never depends on what the table still remembers.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { TokenBindingError } from '../errors.js';
 
 /** Slots in the table (a power of two): 16384 × 8 bytes = 128 KiB, allocated once. */
 export const REPLAY_TABLE_SLOTS = 1 << 14;
 
-const KEY = randomBytes(16);
+// A process-local key, as hex: hashed as one string with the value (one-shot `crypto.hash`, the
+// cheapest SHA-256 Node offers for a ~200-byte input).
+const KEY = randomBytes(16).toString('hex');
 /** Two 32-bit halves per slot; 0/0 is an empty slot (a fingerprint is never all zero). */
 const table = new Uint32Array(REPLAY_TABLE_SLOTS * 2);
 
@@ -32,7 +34,7 @@ interface Fingerprint {
 }
 
 function fingerprint(value: string): Fingerprint {
-  const digest = createHash('sha256').update(KEY).update(value, 'latin1').digest();
+  const digest = hash('sha256', KEY + value, 'buffer');
   const slot = digest.readUInt32LE(0) & (REPLAY_TABLE_SLOTS - 1);
   // `| 1` keeps a real fingerprint from ever looking like an empty slot.
   return { slot: slot * 2, hi: digest.readUInt32LE(4), lo: (digest.readUInt32LE(8) | 1) >>> 0 };

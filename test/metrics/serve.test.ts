@@ -39,3 +39,22 @@ test('tokbind serve: the scraped figures are the traffic driven at it, and promt
   t.is(check.status, 0, `${check.stdout}${check.stderr}`);
   t.is(check.stdout.trim() + check.stderr.trim(), '', 'no lint finding');
 });
+
+test('tokbind serve --workers 2: a scrape on any worker is the aggregate of both, per worker', async (t) => {
+  const port = await spawnServe(t, ['--workers', '2']);
+  await driveTraffic(port, { valid: 3, invalid: 4, replayed: 2 }, '/whoami');
+  const { text } = await scrapeMetrics(port);
+  const s = parseExposition(text);
+  const V = 'tokbind_verifications_total';
+  t.is(total(s, V, { outcome: 'accepted' }), 3);
+  // A replay is recognised by the worker that saw the message verify; on the other worker it is
+  // a plain signature failure (the replay table is per process).
+  t.is(total(s, V, { outcome: 'rejected' }) + total(s, V, { outcome: 'replayed' }), 6);
+  t.is(total(s, 'tokbind_rejections_total', { code: 'ERR_TB_SIGNATURE_INVALID' }), 6);
+  const workers = new Set<string | undefined>(s.filter((x) => x.name === V).map((x) => x.labels['worker']));
+  t.false(workers.has(undefined), 'every series is labelled by worker');
+  t.true(workers.size >= 1 && workers.size <= 2, [...workers].join(','));
+  // Both workers answer with the same aggregate: scrape until each has answered once.
+  const again = parseExposition((await scrapeMetrics(port)).text);
+  t.is(total(again, V, { outcome: 'accepted' }), 3);
+});

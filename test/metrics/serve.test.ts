@@ -54,7 +54,7 @@ test('tokbind serve --workers 2: a scrape on any worker is the aggregate of both
   const workers = new Set<string | undefined>(s.filter((x) => x.name === V).map((x) => x.labels['worker']));
   t.false(workers.has(undefined), 'every series is labelled by worker');
   t.true(workers.size >= 1 && workers.size <= 2, [...workers].join(','));
-  // Both workers answer with the same aggregate: scrape until each has answered once.
+  // Another scrape (a new connection: the same or the other worker) gives the same aggregate.
   const again = parseExposition((await scrapeMetrics(port)).text);
   t.is(total(again, V, { outcome: 'accepted' }), 3);
 });

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from '../../src/http/server.js';
 import { createClusterMetrics } from '../../src/metrics/cluster.js';
 
-const metrics = createClusterMetrics();
+const metrics = createClusterMetrics({ timeoutMs: Number(process.env['TEST_METRICS_TIMEOUT_MS'] ?? 5000) });
 const server = createServer({ key: process.env['TEST_TLS_KEY']!, cert: process.env['TEST_TLS_CERT']!, tokenBinding: {} }, (req, res) => {
   if (req.url === '/metrics') {
     metrics.metrics().then(

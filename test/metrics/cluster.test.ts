@@ -35,7 +35,7 @@ test.serial('two workers: the primary aggregates, per worker and in total; a wor
   });
   const ports: number[] = [];
   for (let i = 0; i < 2; i++) {
-    const worker = cluster.fork({ TOKBIND_WORKER_INDEX: String(i), TEST_TLS_KEY: testCertificate.key, TEST_TLS_CERT: testCertificate.cert });
+    const worker = cluster.fork({ TOKBIND_WORKER_INDEX: String(i), TEST_TLS_KEY: testCertificate.key, TEST_TLS_CERT: testCertificate.cert, TEST_METRICS_TIMEOUT_MS: '1000' });
     workers.push(worker);
     const [message] = (await within(once(worker, 'message'), 20_000, `worker ${i} ready`)) as [{ type: string; port: number; role: string }];
     t.is(message.type, 'test:ready');
@@ -66,6 +66,14 @@ test.serial('two workers: the primary aggregates, per worker and in total; a wor
   const viaWorker = parseExposition(res.body);
   t.is(total(viaWorker, V, { outcome: 'accepted' }), 5);
   t.is(total(viaWorker, V, { outcome: 'rejected', worker: '1' }), 2);
+
+  // A primary that no longer answers (closed): the worker's scrape fails after its timeout.
+  metrics.close();
+  const d = await RawHttpConnection.open(ports[0]!);
+  const unanswered = await d.request([], '/metrics');
+  await d.close();
+  t.is(unanswered.status, 503);
+  t.regex(unanswered.body, /did not answer within 1000 ms/);
 });
 
 test.serial('outside a cluster, createServerMetrics is a registry of its own; options are checked', async (t) => {

@@ -26,9 +26,15 @@ test('an attempt is noticed; a throwing observer is contained; the refusal still
   const client = tls.connect({ host: '127.0.0.1', port: listening.port, servername: 'localhost', ca: testCertificate.ca });
   await once(client, 'secureConnect');
   const errors: string[] = [];
-  client.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+  const failed = new Promise<void>((resolve) =>
+    client.on('error', (err: NodeJS.ErrnoException) => {
+      errors.push(err.code ?? err.message);
+      resolve();
+    }),
+  );
   client.renegotiate({}, () => {});
-  await new Promise((resolve) => client.once('close', resolve));
+  await failed;
+  client.destroy();
   t.is(attempts, 1);
   t.true(errors.includes('ERR_SSL_NO_RENEGOTIATION'), errors.join(','));
 });

@@ -40,6 +40,10 @@ export const TokenBindingErrorCodes = {
   ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
   /** A connection sent more distinct Token Binding messages than the per-connection limit. */
   ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
+  /** A message needs more signature checks than one message may cost (`maxSignaturesPerMessage`). */
+  ERR_TB_TOO_MANY_BINDINGS: 'too many Token Bindings to verify in one message',
+  /** A connection has spent its signature-check budget (`maxSignaturesPerConnection`). */
+  ERR_TB_SIGNATURE_BUDGET: 'signature-check budget of the connection spent',
   /** The RFC 8472 token_binding extension body is malformed. */
   ERR_TB_EXTENSION_MALFORMED: 'malformed token_binding TLS extension',
   /** A server's token_binding reply violates RFC 8472 (the client must abort the handshake). */
@@ -52,6 +56,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_PROXY_PROTOCOL: 'invalid or missing PROXY protocol header',
   /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
   ERR_TB_CLIENT: 'Token Binding client error',
+  /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISSING: 'the request carries no verified binding for this session',
+  /** The session is bound to another Token Binding ID (or another binding key) than the request's (tokbind/session). */
+  ERR_TB_SESSION_BINDING_MISMATCH: 'the session is bound to another client',
+  /** The session's binding proof is no longer valid (a DBSC short-lived cookie expired unrefreshed; tokbind/session). */
+  ERR_TB_SESSION_BINDING_EXPIRED: 'the session binding expired',
+  /** The policy requires bound sessions and this authenticated session is not bound (tokbind/session). */
+  ERR_TB_SESSION_UNBOUND: 'the session is not bound; log in again over a bound connection',
 } as const;
 
 export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;

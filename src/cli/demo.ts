@@ -6,7 +6,10 @@
  */
 import type { RequestListener } from 'node:http';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
-import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
+import { randomBytes } from 'node:crypto';
+import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoServerOptions, type DemoSessionStore } from '../demo/server.js';
+import { announceListening, clusterOptions, isClusterPrimary, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
@@ -30,6 +33,8 @@ export interface RunDemoOptions {
   readonly sessionStore?: DemoSessionStore | undefined;
   /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
   readonly serve?: boolean | undefined;
+  /** `--serve` only: certificate, session secret and PROXY protocol (see `startDemoServer`). */
+  readonly server?: Pick<DemoServerOptions, 'tls' | 'secret' | 'proxyProtocol'> | undefined;
 }
 
 interface Style {
@@ -74,7 +79,13 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   const started = performance.now();
   let server: DemoServer;
   try {
-    server = await startDemoServer({ port, host, ...(sessionStore === undefined ? {} : { sessionStore }), ...(app === undefined ? {} : { app }) });
+    server = await startDemoServer({
+      port,
+      host,
+      ...options.server,
+      ...(sessionStore === undefined ? {} : { sessionStore }),
+      ...(app === undefined ? {} : { app }),
+    });
   } catch (err) {
     if (!(err instanceof DemoStartError)) throw err;
     writeLine(io.stderr, err.listenError === undefined ? `tokbind demo: ${err.message}` : listenFailure('demo', host, port, err.listenError));
@@ -84,7 +95,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   try {
     if (serve) {
       const stopped = untilStopped(signal);
-      writeLine(io.stdout, `listening on ${origin}`);
+      announceListening(io, origin, server.server);
       await stopped;
       return ExitCode.ok;
     }
@@ -153,12 +164,24 @@ export const demo = defineCommand(
         default: 'memory',
         description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
       },
+      'session-secret': {
+        type: 'string',
+        env: 'TOKBIND_SESSION_SECRET',
+        placeholder: 'SECRET',
+        description: 'the session cookie signing secret, the same on every node sharing a store (default: random per process; prefer the environment variable to the command line)',
+      },
+      ...clusterOptions,
     },
     exitCodes: {
       0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
       1: 'a step did not, the port cannot be bound, or the session store cannot be reached (one line on stderr)',
     },
-    examples: ['tokbind demo', 'PORT=0 tokbind demo --once', 'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379'],
+    examples: [
+      'tokbind demo',
+      'PORT=0 tokbind demo --once',
+      'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
+      'TOKBIND_SESSION_SECRET=… tokbind demo --serve --workers auto --proxy-protocol --session-store redis://127.0.0.1:6379',
+    ],
   },
   async ({ values }, io, signal) => {
     if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
@@ -169,6 +192,24 @@ export const demo = defineCommand(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal });
+    const scaled = values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined;
+    if (scaled && !values.serve) throw new UsageError('--workers, --proxy-protocol and --session-secret go with --serve');
+    if (isClusterPrimary(values)) {
+      // Every worker must accept every other's cookies and sessions: one store, one secret, one certificate.
+      if (sessionStore.kind === 'memory') throw new UsageError('--workers needs --session-store redis://HOST:PORT (memory sessions live in one process)');
+      const shared = {
+        tls: createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])], days: 30 }),
+        secret: values['session-secret'] ?? randomBytes(32).toString('base64url'),
+      };
+      return runWorkers({ command: 'demo', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
+    const shared = sharedFromPrimary<{ tls?: { key: string; cert: string }; secret?: string }>();
+    const secret = shared?.secret ?? values['session-secret'];
+    const server = {
+      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
+      ...(secret === undefined ? {} : { secret }),
+      proxyProtocol: values['proxy-protocol'],
+    };
+    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal, server });
   },
 );

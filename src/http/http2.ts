@@ -5,7 +5,7 @@ import http2 from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, SecureServerOptions } from 'node:http2';
 import { withRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
-import { installConnectionTracking, interceptRequests, verifyBeforeContinue } from './server.js';
+import { installTokenBinding } from './server.js';
 
 /** `http2.createSecureServer` options plus `tokenBinding`. */
 export type TokenBindingHttp2ServerOptions = SecureServerOptions & { readonly tokenBinding?: TokenBindingServerOptions };
@@ -37,9 +37,7 @@ export function createSecureServer(
   const { tokenBinding, ...http2Options } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = http2.createSecureServer(withRenegotiationRefused(http2Options));
-  installConnectionTracking(server, resolved);
-  interceptRequests(server, resolved);
-  verifyBeforeContinue(server);
+  installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;
 }

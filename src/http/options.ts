@@ -14,14 +14,24 @@ export interface TokenBindingVerifyOptions {
   /**
    * Key parameters accepted for the provided binding — the stand-in for the RFC 8472 negotiated
    * value, which Node's TLS cannot negotiate in-band. Default `['ecdsap256']`; RSA is opt-in
-   * (`'rsa2048_pss'`, `'rsa2048_pkcs1.5'`).
+   * (`'rsa2048_pss'`, `'rsa2048_pkcs1.5'`). Per caller: middleware on a route accepts only its
+   * own list, narrowed by what the server behind it negotiated.
    */
   readonly keyParameters?: readonly (KeyParametersName | number)[];
-  /** Reject a request without Sec-Token-Binding (`ERR_TB_HEADER_MISSING`). Default false. */
+  /**
+   * Reject a request without Sec-Token-Binding (`ERR_TB_HEADER_MISSING`). Default false. A
+   * required binding must also be valid: under `required: true` an invalid message is rejected
+   * whatever `onInvalid` says.
+   */
   readonly required?: boolean;
   /** Longest accepted header value, in characters, checked before decoding. Default 4096. */
   readonly maxHeaderLength?: number;
-  /** Distinct header values one connection may present before `ERR_TB_TOO_MANY_MESSAGES`. Default 8. */
+  /**
+   * Distinct header values one connection may present before `ERR_TB_TOO_MANY_MESSAGES`. Default 8.
+   * The cap is per caller: a route's middleware enforces its own against the values the connection
+   * has presented so far (to any route), never more than the cap of the tokbind server that took
+   * the connection, so a connection holds at most as many values as the largest cap applied to it.
+   */
   readonly maxDistinctMessages?: number;
   /** Signature verification backend. Default: crypto's `nodeBackend`. */
   readonly backend?: VerificationBackend;
@@ -38,8 +48,10 @@ export interface TokenBindingServerOptions extends TokenBindingVerifyOptions {
   /**
    * What to do with an invalid Sec-Token-Binding (bad signature, malformed, duplicated, …):
    * `reject` (default) answers 400; `ignore` lets the request through with
-   * `req.tokenBinding === null`, so no token bound to the connection can validate. A missing
-   * header under `required: true` is always rejected.
+   * `req.tokenBinding === null`, so no token bound to the connection can validate. It applies
+   * only where the binding is optional: under `required: true` a missing **or invalid** header is
+   * always rejected (the combination is allowed, and means "reject"), so a required route never
+   * issues an unbound credential to `Sec-Token-Binding: x`.
    */
   readonly onInvalid?: 'reject' | 'ignore';
   /**

@@ -8,7 +8,13 @@ import type { TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
 import { verifyTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
-import { lookupVerification, rememberVerification, type ConnectionFacts, type ConnectionState } from '../tls/connection.js';
+import {
+  acceptedKeyParameters,
+  lookupVerification,
+  rememberVerification,
+  type ConnectionFacts,
+  type ConnectionState,
+} from '../tls/connection.js';
 import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
 import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
@@ -154,14 +160,16 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  *   ignored.
  *
  * `connection` is either `{ ekm, negotiatedKeyParameters }` (nothing cached) or
- * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`; the facts'
- * `negotiatedKeyParameters` win over `options.keyParameters` when set). With a `state`, the
+ * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`): the
+ * provided binding must use key parameters both in `options.keyParameters` and in the facts'
+ * `negotiatedKeyParameters` when those are set (`acceptedKeyParameters`). With a `state`, the
  * verdict — success **or failure** — is cached by header value on that connection: clients
  * repeat the same message on every request, and the verdict is a pure function of (value,
  * connection EKM, options), so a cached failure is as exact as a cached success and makes a
  * flood of one bad message cost one verification. Connection-level refusals (TLS conditions,
  * nothing negotiated) are re-checked per request and never take a slot. After the connection's
- * `maxDistinctMessages` distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
+ * `maxDistinctMessages` (this caller's, never above the ceiling the connection's capturer set)
+ * distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
  * signature work). The cache is never keyed by message bytes across connections: that would
  * accept a replay on another connection.
  *
@@ -207,7 +215,7 @@ export function verifyTokenBindingHeader(
   try {
     // Connection-level refusals first: they are cheap and never take a cache slot.
     const { ekm, accepted, state } = usable(connection, resolved);
-    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value);
+    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value, resolved.maxDistinctMessages);
     // Same value, same connection, same configuration: the same verdict. Another configuration
     // (a second adapter on the connection) verifies afresh and replaces the entry.
     if (entry !== undefined && sameVerdictOptions(entry.options, resolved)) {
@@ -221,7 +229,7 @@ export function verifyTokenBindingHeader(
         if (!(err instanceof TokenBindingError)) throw err;
         verdict = err;
       }
-      if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry);
+      if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry, resolved.maxDistinctMessages);
     }
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
@@ -230,8 +238,13 @@ export function verifyTokenBindingHeader(
   return settle(verdict, started, cached);
 }
 
-/** Whether two configurations judge a header value alike (`required` does not matter for a present one). */
-function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
+/**
+ * Whether two configurations judge a header value alike (`required` does not matter for a present
+ * one; `maxDistinctMessages` only decides whether a new value is looked at).
+ *
+ * @internal Also used by the adapters to decide whether a server's verdict is theirs.
+ */
+export function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
   if (a === b) return true;
   if (a.maxHeaderLength !== b.maxHeaderLength || a.backend !== b.backend) return false;
   const ka = a.keyParameters;
@@ -263,8 +276,8 @@ function usable(
       protocol: facts.protocol,
     });
   }
-  // null: the facts were captured without a configured list (e.g. by middleware); ours applies.
-  const accepted = facts.negotiatedKeyParameters ?? options.keyParameters;
+  // This caller's list, narrowed by what the connection negotiated: never another caller's.
+  const accepted = acceptedKeyParameters(facts, options.keyParameters);
   if (accepted.length === 0) {
     throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'key_parameters', expected: options.keyParameters });
   }

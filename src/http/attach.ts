@@ -8,6 +8,18 @@ import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './op
 import { installTokenBinding } from './server.js';
 
 /**
+ * The server's TLS options cannot be changed any more, so renegotiation is refused per socket.
+ * Node then only emits ERR_TLS_RENEGOTIATION_DISABLED, and a 'clientError' listener of the
+ * application's could keep the connection open with a new EKM: close it here, whatever others do.
+ */
+function refuseRenegotiation(socket: TLSSocket): void {
+  socket.disableRenegotiation();
+  socket.on('error', (err: Error & { code?: unknown }) => {
+    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') socket.destroy();
+  });
+}
+
+/**
  * Installs on an existing `https.Server` or `http2.createSecureServer` server what tokbind's own
  * `createServer` / `createSecureServer` do (RFC 8471 §4.2, RFC 8473 §2): every 'request',
  * 'checkContinue', 'checkExpectation', 'upgrade' and 'connect' (and on HTTP/2 every 'stream') is
@@ -17,7 +29,8 @@ import { installTokenBinding } from './server.js';
  * the same 400 `application/problem+json` (on 'upgrade' and 'connect', written raw on the socket,
  * which is then closed); an `Expect: 100-continue` request is verified before `100 Continue`.
  * Each connection's facts are taken at 'secureConnection', and TLS renegotiation is refused on
- * each connection (`tlsSocket.disableRenegotiation()`: a renegotiation attempt closes it).
+ * each connection (`tlsSocket.disableRenegotiation()`; a renegotiation attempt closes the
+ * connection, even when the application handles 'clientError' itself).
  *
  * This is the shape to use for WebSocket upgrades and CONNECT on a server whose routes use the
  * Express or Fastify middleware: the middleware never sees those events. The middleware behind it
@@ -41,8 +54,6 @@ import { installTokenBinding } from './server.js';
 export function attachTokenBinding<S extends HttpsServer | Http2SecureServer>(server: S, options: TokenBindingServerOptions = {}): S {
   if (!(server instanceof TlsServer)) throw new TypeError('server must be an https.Server or an HTTP/2 secure server');
   const resolved = resolveTokenBindingOptions(options);
-  if (installTokenBinding(server, resolved)) {
-    server.prependListener('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
-  }
+  if (installTokenBinding(server, resolved)) server.prependListener('secureConnection', refuseRenegotiation);
   return server;
 }

@@ -45,9 +45,34 @@ export interface TokenBindingConnectionContext {
 /** The verdict cached per header value on one connection. */
 type CachedVerdict = TokenBindingResult | TokenBindingError;
 
+/**
+ * The verdicts for one header value on one connection, one per configuration that judged it (most
+ * recent first): a server and the route middleware behind it with other key parameters each keep
+ * theirs, instead of evicting each other's and re-verifying on every request.
+ */
 interface CacheEntry {
   readonly options: ResolvedTokenBindingOptions;
   readonly verdict: CachedVerdict;
+  readonly next?: CacheEntry;
+}
+
+/** Configurations remembered per header value (memory per connection: values × this). */
+const MAX_CONFIGURATIONS_PER_VALUE = 4;
+
+function cachedVerdict(entry: CacheEntry | undefined, options: ResolvedTokenBindingOptions): CachedVerdict | undefined {
+  for (let e = entry; e !== undefined; e = e.next) {
+    if (sameVerdictOptions(e.options, options)) return e.verdict;
+  }
+  return undefined;
+}
+
+/** A new head for `entry`, keeping at most MAX_CONFIGURATIONS_PER_VALUE configurations. */
+function withVerdict(entry: CacheEntry | undefined, options: ResolvedTokenBindingOptions, verdict: CachedVerdict): CacheEntry {
+  const kept: CacheEntry[] = [];
+  for (let e = entry; e !== undefined && kept.length < MAX_CONFIGURATIONS_PER_VALUE - 1; e = e.next) kept.push(e);
+  let next: CacheEntry | undefined;
+  for (let i = kept.length - 1; i >= 0; i--) next = { options: kept[i]!.options, verdict: kept[i]!.verdict, ...(next === undefined ? {} : { next }) };
+  return next === undefined ? { options, verdict } : { options, verdict, next };
 }
 
 function fail(code: TokenBindingErrorCode, cause?: Record<string, unknown>): TokenBindingError {
@@ -217,10 +242,11 @@ export function verifyTokenBindingHeader(
     const { ekm, accepted, state } = usable(connection, resolved);
     const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value, resolved.maxDistinctMessages);
     // Same value, same connection, same configuration: the same verdict. Another configuration
-    // (a second adapter on the connection) verifies afresh and replaces the entry.
-    if (entry !== undefined && sameVerdictOptions(entry.options, resolved)) {
+    // (a second adapter on the connection) verifies afresh and keeps its verdict beside the others.
+    const hit = cachedVerdict(entry, resolved);
+    if (hit !== undefined) {
       cached = true;
-      verdict = entry.verdict;
+      verdict = hit;
     } else {
       if (!listening) started = nowNs();
       try {
@@ -229,7 +255,7 @@ export function verifyTokenBindingHeader(
         if (!(err instanceof TokenBindingError)) throw err;
         verdict = err;
       }
-      if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry, resolved.maxDistinctMessages);
+      if (state != null) rememberVerification(state, value, withVerdict(entry, resolved, verdict), resolved.maxDistinctMessages);
     }
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;

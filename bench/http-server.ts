@@ -13,13 +13,17 @@
  *   pre-imported key on the connection's first request — and nothing else (no parsing, no
  *   checks). The ceiling for a new-connection ratio on this machine.
  *
- * Both TLS variants set SSL_OP_NO_TICKET (no resumption) and a long keep-alive timeout (idle
+ * - `plain_h2` / `tokbind_h2`: `http2.createSecureServer` and tokbind's `createSecureServer`, the
+ *   same handler (tokbind's answers 500 without a verified binding).
+ *
+ * Every variant sets SSL_OP_NO_TICKET (no resumption) unless `resumption: true` and a long keep-alive timeout (idle
  * connections stay open for the memory figure). Commands: `listen`, `cpu`, `heap`, `connections`, `snapshot`, `exit`.
  */
 import { constants, randomBytes, sign, verify } from 'node:crypto';
 import { writeHeapSnapshot } from 'node:v8';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import { createSecureServer as createPlainHttp2Server, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TokenBindingServerOptions } from '../src/http/options.js';
@@ -27,13 +31,15 @@ import { createDpopVerifier } from './dpop.js';
 import { generateKeyPair } from './lib/keys.js';
 import { serveParent } from './lib/proc.js';
 
-export type ServerKind = 'plain' | 'tokbind' | 'dpop' | 'floor';
+export type ServerKind = 'plain' | 'tokbind' | 'dpop' | 'floor' | 'plain_h2' | 'tokbind_h2';
 
 export interface ListenConfig {
   readonly kind: ServerKind;
   readonly key: string;
   readonly cert: string;
   readonly tokenBinding?: TokenBindingServerOptions;
+  /** Issue TLS session tickets (resumption), instead of SSL_OP_NO_TICKET. Default false. */
+  readonly resumption?: boolean;
 }
 
 const BODY = Buffer.from('ok');
@@ -49,11 +55,30 @@ function fail(res: ServerResponse, status: number): void {
   res.end(BODY);
 }
 
-let server: https.Server | null = null;
+function okH2(res: Http2ServerResponse): void {
+  res.writeHead(200, HEADERS);
+  res.end(BODY);
+}
 
-async function create(cfg: ListenConfig): Promise<https.Server> {
-  const tls = { key: cfg.key, cert: cfg.cert, secureOptions: constants.SSL_OP_NO_TICKET };
+function failH2(res: Http2ServerResponse, status: number): void {
+  res.writeHead(status, HEADERS);
+  res.end(BODY);
+}
+
+let server: https.Server | Http2SecureServer | null = null;
+
+async function create(cfg: ListenConfig): Promise<https.Server | Http2SecureServer> {
+  const tls = { key: cfg.key, cert: cfg.cert, secureOptions: cfg.resumption === true ? 0 : constants.SSL_OP_NO_TICKET };
   if (cfg.kind === 'plain') return https.createServer(tls, (_req, res) => ok(res));
+  if (cfg.kind === 'plain_h2') return createPlainHttp2Server(tls, (_req, res) => okH2(res));
+  if (cfg.kind === 'tokbind_h2') {
+    const { createSecureServer } = await import('../src/http/http2.js');
+    const { getTokenBinding } = await import('../src/http/server.js');
+    return createSecureServer({ ...tls, tokenBinding: cfg.tokenBinding ?? {} }, (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      if (getTokenBinding(req)?.provided === undefined) failH2(res, 500);
+      else okH2(res);
+    });
+  }
   if (cfg.kind === 'tokbind') {
     // Loaded only here: the baseline processes never load tokbind at all.
     const { createServer: createTokbindServer, getTokenBinding } = await import('../src/http/server.js');
@@ -102,9 +127,11 @@ function floorServer(tls: https.ServerOptions): https.Server {
 async function listen(cfg: ListenConfig): Promise<{ port: number }> {
   const s = await create(cfg);
   server = s;
-  // Idle connections must outlive the memory figure; the default (5 s) would close them.
-  s.keepAliveTimeout = 600_000;
-  s.headersTimeout = 60_000;
+  if (s instanceof https.Server) {
+    // Idle connections must outlive the memory figure; the default (5 s) would close them.
+    s.keepAliveTimeout = 600_000;
+    s.headersTimeout = 60_000;
+  }
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   return { port: (s.address() as AddressInfo).port };
 }
@@ -139,7 +166,7 @@ serveParent(async (msg) => {
       return { path: writeHeapSnapshot(msg.path as string) };
     }
     case 'connections':
-      return { connections: await new Promise<number>((resolve) => server!.getConnections((_e, n) => resolve(n))) };
+      return { connections: await new Promise<number>((resolve) => server!.getConnections((_e: Error | null, n: number) => resolve(n))) };
     default:
       throw new Error(`unknown command ${String(msg.cmd)}`);
   }

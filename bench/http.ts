@@ -10,7 +10,8 @@ import type { BenchContext } from './lib/context.js';
 import type { Child } from './lib/proc.js';
 import type { RunConfig, RunResult } from './lib/loadgen.js';
 import { pairedRatio, summarize, median } from './lib/stats.js';
-import type { ServerKind } from './http-server.js';
+import type { ListenConfig, ServerKind } from './http-server.js';
+import type { BenchCertificate } from './lib/cert.js';
 
 const SERVER = new URL('./http-server.js', import.meta.url);
 const GENERATOR = new URL('./lib/loadgen.js', import.meta.url);
@@ -21,23 +22,29 @@ interface Sample extends RunResult {
 }
 
 export interface HttpRig {
-  readonly servers: Map<ServerKind, { child: Child; port: number }>;
+  /** By server name (the kind, unless the spec named it: a second copy of a kind for A/A). */
+  readonly servers: Map<string, { child: Child; port: number }>;
   readonly generator: Child;
 }
 
-export async function startRig(ctx: BenchContext, kinds: readonly ServerKind[], nodeArgs: readonly string[] = []): Promise<HttpRig> {
-  const servers = new Map<ServerKind, { child: Child; port: number }>();
-  for (const kind of kinds) {
-    const child = ctx.spawn(SERVER, { role: 'server', name: `${kind} server`, nodeArgs });
-    const reply = await child.request({ cmd: 'listen', config: { kind, key: ctx.cert.key, cert: ctx.cert.cert } }, 20_000);
-    servers.set(kind, { child, port: reply.port as number });
+/** A server of the rig: a kind, or a named copy of a kind with its own listen options. */
+export type ServerSpec = ServerKind | { readonly name: string; readonly kind: ServerKind; readonly resumption?: boolean };
+
+export async function startRig(ctx: BenchContext, specs: readonly ServerSpec[], nodeArgs: readonly string[] = [], cert: BenchCertificate = ctx.cert): Promise<HttpRig> {
+  const servers = new Map<string, { child: Child; port: number }>();
+  for (const spec of specs) {
+    const { name, kind, resumption } = typeof spec === 'string' ? { name: spec, kind: spec, resumption: false } : { resumption: false, ...spec };
+    const child = ctx.spawn(SERVER, { role: 'server', name: `${name} server`, nodeArgs });
+    const config: ListenConfig = { kind, key: cert.key, cert: cert.cert, resumption };
+    const reply = await child.request({ cmd: 'listen', config }, 20_000);
+    servers.set(name, { child, port: reply.port as number });
   }
   const generator = ctx.spawn(GENERATOR, { role: 'generator', name: 'load generator' });
   return { servers, generator };
 }
 
-/** One timed run against one server, with the server's CPU sampled at the window edges. */
-export async function runOnce(ctx: BenchContext, rig: HttpRig, kind: ServerKind, config: Omit<RunConfig, 'port' | 'ca'>): Promise<Sample> {
+/** One timed run against one server (by rig name), with the server's CPU sampled at the window edges. */
+export async function runOnce(ctx: BenchContext, rig: HttpRig, kind: string, config: Omit<RunConfig, 'port' | 'ca'>): Promise<Sample> {
   const server = rig.servers.get(kind)!;
   let start: Promise<Record<string, unknown>> | null = null;
   let end: Promise<Record<string, unknown>> | null = null;
@@ -62,10 +69,10 @@ export async function runOnce(ctx: BenchContext, rig: HttpRig, kind: ServerKind,
   return { ...result, serverCpu: (e.cpuUs - s.cpuUs) / 1000 / (e.at - s.at) };
 }
 
-/** One variant of a figure: a server, and the requests sent to it. */
+/** One variant of a figure: a server (by rig name), and the requests sent to it. */
 interface Variant {
   readonly name: string;
-  readonly kind: ServerKind;
+  readonly kind: string;
   readonly config: () => Omit<RunConfig, 'port' | 'ca'>;
 }
 
@@ -88,12 +95,12 @@ async function interleave(
   return out;
 }
 
-function utilisation(ctx: BenchContext, label: string, samples: Map<string, Sample[]>, mustSaturate = true): void {
+function utilisation(ctx: BenchContext, label: string, samples: Map<string, Sample[]>, mustSaturate = true, prefix = 'http'): void {
   for (const [kind, list] of samples) {
     const server = median(list.map((s) => s.serverCpu));
     const client = median(list.map((s) => s.cpu));
-    ctx.report.set(`http.${label}.cpu.${kind}`, { server: round2(server), generator: round2(client), p50_us: median(list.map((s) => s.p50us)), p99_us: median(list.map((s) => s.p99us)) });
-    if (mustSaturate && server < 0.9) ctx.report.note(`http.${label} ${kind}: server used ${(server * 100).toFixed(0)}% of its core (generator ${(client * 100).toFixed(0)}%): not fully server-bound, the ratio is compressed toward 1`);
+    ctx.report.set(`${prefix}.${label}.cpu.${kind}`, { server: round2(server), generator: round2(client), p50_us: median(list.map((s) => s.p50us)), p99_us: median(list.map((s) => s.p99us)) });
+    if (mustSaturate && server < 0.9) ctx.report.note(`${prefix}.${label} ${kind}: server used ${(server * 100).toFixed(0)}% of its core (generator ${(client * 100).toFixed(0)}%): not fully server-bound, the ratio is compressed toward 1`);
   }
 }
 
@@ -106,9 +113,30 @@ function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
+/** Median server CPU time per completed request, in µs, over a variant's rounds. */
+function cpuPerRequest(samples: readonly Sample[]): number {
+  return median(samples.map((s) => (s.serverCpu * s.windowMs * 1000) / s.completed));
+}
+
+/** The `cpuPerRequest` and `control` parts of a figure, from the interleaved samples by variant name. */
+function measuredBeside(
+  samples: Map<string, Sample[]>,
+  candidate: string,
+  baseline: string,
+  control: { key: string; copy: string; of: string } | undefined,
+  value: (s: Sample) => number,
+) {
+  const values = (name: string): number[] => samples.get(name)!.map(value);
+  return {
+    cpuPerRequest: { candidateUs: cpuPerRequest(samples.get(candidate)!), baselineUs: cpuPerRequest(samples.get(baseline)!) },
+    ...(control === undefined ? {} : { control: { key: control.key, summary: pairedRatio(values(control.copy), values(control.of)) } }),
+  };
+}
+
 export async function benchHttp(ctx: BenchContext): Promise<void> {
   const b = ctx.budget;
-  const rig = await startRig(ctx, ['plain', 'tokbind', 'dpop', 'floor']);
+  // `plain_b` is a second, identical plain server: the A/A control of every ratio below.
+  const rig = await startRig(ctx, ['plain', 'tokbind', 'dpop', 'floor', { name: 'plain_b', kind: 'plain' }]);
   const keepalive = (auth: 'none' | 'tokbind' | 'dpop', proofs?: number): Omit<RunConfig, 'port' | 'ca'> => ({
     mode: 'keepalive',
     auth,
@@ -136,6 +164,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
       { name: 'tokbind', kind: 'tokbind', config: () => keepalive('tokbind') },
       { name: 'plain_noheader', kind: 'plain', config: () => keepalive('none') },
       { name: 'dpop', kind: 'dpop', config: () => keepalive('dpop', Math.ceil(dpopRate * seconds * 1.25) + b.keepaliveConnections) },
+      { name: 'plain_aa', kind: 'plain_b', config: () => keepalive('tokbind') },
     ],
     (name, s) => {
       if (name === 'dpop') dpopRate = Math.min(calibration.rps, (s.completed * 1000) / s.windowMs * 1.2);
@@ -150,7 +179,8 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     baseline: { key: 'http.keepalive.plain_rps', label: 'https, same requests', summary: summarize(rps('plain')) },
     ratio: { key: 'http.keepalive.ratio', summary: pairedRatio(rps('tokbind'), rps('plain')) },
     target: { on: 'ratio', op: '>=', value: 0.95 },
-    note: 'baseline: plain https.createServer receiving the same requests (Sec-Token-Binding sent, ignored)',
+    note: 'baseline: plain https.createServer receiving the same requests (Sec-Token-Binding sent, ignored); A/A control: a second plain server against the first, same rounds',
+    ...measuredBeside(ka, 'tokbind', 'plain', { key: 'http.keepalive.aa_ratio', copy: 'plain_aa', of: 'plain' }, (s) => s.rps),
   });
   ctx.report.figure({
     key: 'http.keepalive.tokbind_rps',
@@ -160,6 +190,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     baseline: { key: 'http.keepalive.plain_noheader_rps', label: 'https, no header', summary: summarize(rps('plain_noheader')) },
     ratio: { key: 'http.keepalive.noheader_ratio', summary: pairedRatio(rps('tokbind'), rps('plain_noheader')) },
     note: 'the same against plain https receiving requests without the header: includes the cost of the header bytes themselves',
+    ...measuredBeside(ka, 'tokbind', 'plain_noheader', undefined, (s) => s.rps),
   });
   ctx.report.set('http.keepalive.header_ratio', pairedMedian(rps('plain'), rps('plain_noheader')));
   const late = ka.get('dpop')!.reduce((a, s) => a + s.lateProofs, 0);
@@ -171,13 +202,14 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     baseline: { key: 'http.dpop.tokbind_rps', label: 'tokbind', summary: summarize(rps('tokbind')) },
     ratio: { key: 'http.dpop.ratio', summary: pairedRatio(rps('tokbind'), rps('dpop')) },
     note: `ratio = tokbind keep-alive rps / DPoP rps (higher: tokbind cheaper); proofs pre-generated before each window (median ${Math.round(median(ka.get('dpop')!.map((s) => s.proofGenMs)))} ms per round), ${late} made late inside the window`,
+    ...measuredBeside(ka, 'dpop', 'tokbind', undefined, (s) => s.rps),
   });
   ctx.report.set('http.dpop.proofs_late', late);
   utilisation(ctx, 'keepalive', ka);
   // Cross-check: the same per-server-CPU view as for new connections. CPU time per request is
   // far less sensitive than throughput to other processes taking the server's core.
   const kaCapacity = (name: string): number[] => ka.get(name)!.map((s) => s.rps / s.serverCpu);
-  for (const name of ['plain', 'plain_noheader', 'tokbind', 'dpop']) ctx.report.set(`http.keepalive.capacity.${name}_rps`, Math.round(median(kaCapacity(name))));
+  for (const name of ['plain', 'plain_noheader', 'tokbind', 'dpop', 'plain_aa']) ctx.report.set(`http.keepalive.capacity.${name}_rps`, Math.round(median(kaCapacity(name))));
   const capRatio = pairedRatio(kaCapacity('tokbind'), kaCapacity('plain'));
   ctx.report.set('http.keepalive.capacity.ratio', Math.round(capRatio.median * 1000) / 1000);
   ctx.report.note(`http.keepalive: per server CPU second, tokbind/plain = ${capRatio.median.toFixed(3)} (${capRatio.min.toFixed(2)}..${capRatio.max.toFixed(2)}) — the cross-check when the server core was not saturated`);
@@ -196,6 +228,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     { name: 'tokbind', kind: 'tokbind', config: () => newconn('tokbind') },
     { name: 'floor', kind: 'floor', config: () => newconn('tokbind') },
     { name: 'plain_noheader', kind: 'plain', config: () => newconn('none') },
+    { name: 'plain_aa', kind: 'plain_b', config: () => newconn('tokbind') },
   ]);
   // A TLS 1.3 client does more handshake work than the server (it verifies the ECDSA
   // CertificateVerify, ~2.5x an ECDSA sign, and here also signs the Token Binding), so one
@@ -210,8 +243,8 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     summary: summarize(capacity('tokbind')),
     baseline: { key: 'http.newconn.plain_rps', label: 'https, same requests', summary: summarize(capacity('plain')) },
     ratio: { key: 'http.newconn.ratio', summary: pairedRatio(capacity('tokbind'), capacity('plain')) },
-    target: { on: 'ratio', op: '>=', value: 0.85 },
     note: 'new connections: rps per second of server CPU (the generator cannot saturate the server core, see README); measured rates in http.newconn.measured',
+    ...measuredBeside(nc, 'tokbind', 'plain', { key: 'http.newconn.aa_ratio', copy: 'plain_aa', of: 'plain' }, (s) => s.rps / s.serverCpu),
   });
   ctx.report.figure({
     key: 'http.newconn.floor_rps',
@@ -221,10 +254,11 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     baseline: { key: 'http.newconn.plain_rps', label: 'https, same requests', summary: summarize(capacity('plain')) },
     ratio: { key: 'http.newconn.floor_ratio', summary: pairedRatio(capacity('floor'), capacity('plain')) },
     note: 'floor = plain https + EKM export + one raw ECDSA verify per connection: the best ratio any in-line verifier can reach here',
+    ...measuredBeside(nc, 'floor', 'plain', undefined, (s) => s.rps / s.serverCpu),
   });
+  newconnOverFloor(ctx, 'http.newconn', 'ECDSA P-256 certificate, no resumption', nc);
   ctx.report.set('http.newconn.plain_noheader_rps', Math.round(median(capacity('plain_noheader'))));
   ctx.report.set('http.newconn.noheader_ratio', pairedMedian(capacity('tokbind'), capacity('plain_noheader')));
-  ctx.report.set('http.newconn.tokbind_over_floor', pairedMedian(capacity('tokbind'), capacity('floor')));
   ctx.report.set('http.newconn.measured', {
     plain_rps: Math.round(median(nc.get('plain')!.map((s) => s.rps))),
     tokbind_rps: Math.round(median(nc.get('tokbind')!.map((s) => s.rps))),
@@ -232,4 +266,104 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     plain_noheader_rps: Math.round(median(nc.get('plain_noheader')!.map((s) => s.rps))),
   });
   utilisation(ctx, 'newconn', nc, false);
+}
+
+/**
+ * The new-connection target figure: tokbind's capacity over the floor's (plain https + EKM + one
+ * raw verify per connection) — tokbind's own cost above the work no in-line verifier can avoid.
+ */
+function newconnOverFloor(ctx: BenchContext, prefix: string, shape: string, nc: Map<string, Sample[]>): void {
+  const capacity = (name: string): number[] => nc.get(name)!.map((s) => s.rps / s.serverCpu);
+  ctx.report.figure({
+    key: `${prefix}.tokbind_capacity_rps`,
+    label: `${prefix}.tokbind_over_floor (${shape})`,
+    unit: 'req/s',
+    summary: summarize(capacity('tokbind')),
+    baseline: { key: `${prefix}.floor_capacity_rps`, label: 'floor', summary: summarize(capacity('floor')) },
+    ratio: { key: `${prefix}.tokbind_over_floor`, summary: pairedRatio(capacity('tokbind'), capacity('floor')) },
+    target: { on: 'ratio', op: '>=', value: 0.95 },
+    note: `tokbind's cost over the unavoidable EKM + one verification per new connection (${shape}); rps per second of server CPU`,
+    ...measuredBeside(nc, 'tokbind', 'floor', nc.has('plain_aa') ? { key: `${prefix}.aa_ratio`, copy: 'plain_aa', of: 'plain' } : undefined, (s) => s.rps / s.serverCpu),
+  });
+}
+
+/**
+ * tokbind's HTTP/2 server (`createSecureServer`) against plain `http2.createSecureServer`, same
+ * tiny handler, keep-alive sessions with one stream in flight each, every stream carrying its
+ * connection's Sec-Token-Binding (the plain server ignores it); A/A: a second plain server.
+ */
+export async function benchHttp2(ctx: BenchContext): Promise<void> {
+  const b = ctx.budget;
+  const rig = await startRig(ctx, ['plain_h2', 'tokbind_h2', { name: 'plain_h2_b', kind: 'plain_h2' }]);
+  const config = (): Omit<RunConfig, 'port' | 'ca'> => ({
+    mode: 'keepalive',
+    protocol: 'h2',
+    auth: 'tokbind',
+    connections: b.keepaliveConnections,
+    warmupMs: b.httpWarmupMs,
+    durationMs: b.httpWindowMs,
+  });
+  const h2 = await interleave(ctx, rig, [
+    { name: 'plain', kind: 'plain_h2', config },
+    { name: 'tokbind', kind: 'tokbind_h2', config },
+    { name: 'plain_aa', kind: 'plain_h2_b', config },
+  ]);
+  const rps = (name: string): number[] => h2.get(name)!.map((s) => s.rps);
+  ctx.report.figure({
+    key: 'http2.keepalive.tokbind_rps',
+    label: `http2.keepalive.tokbind_rps (${b.keepaliveConnections} sessions)`,
+    unit: 'req/s',
+    summary: summarize(rps('tokbind')),
+    baseline: { key: 'http2.keepalive.plain_rps', label: 'http2, same requests', summary: summarize(rps('plain')) },
+    ratio: { key: 'http2.keepalive.ratio', summary: pairedRatio(rps('tokbind'), rps('plain')) },
+    target: { on: 'ratio', op: '>=', value: 0.95 },
+    note: 'baseline: plain http2.createSecureServer receiving the same streams (Sec-Token-Binding sent, ignored)',
+    ...measuredBeside(h2, 'tokbind', 'plain', { key: 'http2.keepalive.aa_ratio', copy: 'plain_aa', of: 'plain' }, (s) => s.rps),
+  });
+  utilisation(ctx, 'keepalive', h2, true, 'http2');
+}
+
+/**
+ * New connections in the two other shapes users run: an RSA-2048 server certificate (the
+ * handshake costs more, so the binding's share is smaller), and TLS session resumption (returning
+ * clients: the handshake costs less, so the binding's share is larger). tokbind over the floor in
+ * each, with the same variants as the main new-connection figure.
+ */
+export async function benchNewconnShapes(ctx: BenchContext, rsaCert: BenchCertificate): Promise<void> {
+  const b = ctx.budget;
+  const newconn = (resume: boolean): Omit<RunConfig, 'port' | 'ca'> => ({
+    mode: 'newconn',
+    auth: 'tokbind',
+    connections: b.newconnConcurrency,
+    warmupMs: b.httpWarmupMs,
+    durationMs: b.httpWindowMs,
+    ...(resume ? { resume: true } : {}),
+  });
+  const variants = (resume: boolean) => [
+    { name: 'plain', kind: 'plain', config: () => newconn(resume) },
+    { name: 'tokbind', kind: 'tokbind', config: () => newconn(resume) },
+    { name: 'floor', kind: 'floor', config: () => newconn(resume) },
+    { name: 'plain_aa', kind: 'plain_b', config: () => newconn(resume) },
+  ];
+  const rsaRig = await startRig(ctx, ['plain', 'tokbind', 'floor', { name: 'plain_b', kind: 'plain' }], [], rsaCert);
+  const rsa = await interleave(ctx, rsaRig, variants(false));
+  newconnOverFloor(ctx, 'http.newconn_rsa', 'RSA-2048 certificate, no resumption', rsa);
+  await closeRig(rsaRig);
+  const resumedRig = await startRig(ctx, [
+    { name: 'plain', kind: 'plain', resumption: true },
+    { name: 'tokbind', kind: 'tokbind', resumption: true },
+    { name: 'floor', kind: 'floor', resumption: true },
+    { name: 'plain_b', kind: 'plain', resumption: true },
+  ]);
+  const resumed = await interleave(ctx, resumedRig, variants(true));
+  newconnOverFloor(ctx, 'http.newconn_resumed', 'ECDSA P-256 certificate, TLS 1.3 session resumption', resumed);
+  const share = median(resumed.get('tokbind')!.map((s) => s.resumedShare ?? 0));
+  ctx.report.set('http.newconn_resumed.resumed_share', round2(share));
+  if (share < 0.9) ctx.report.note(`http.newconn_resumed: only ${(share * 100).toFixed(0)}% of connections resumed a session`);
+  await closeRig(resumedRig);
+}
+
+async function closeRig(rig: HttpRig): Promise<void> {
+  await Promise.all([...rig.servers.values()].map((s) => s.child.close()));
+  await rig.generator.close();
 }

@@ -4,7 +4,7 @@
  *   npm run bench                 full mode (5 rounds per figure, a few minutes)
  *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
  *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
- *   npm run bench -- --only=verify,http   a subset (verify, codec, http, memory)
+ *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory)
  *   npm run bench -- --markdown   also print the table as markdown (for the README)
  *
  * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
@@ -14,7 +14,7 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg } from 'node:os';
 import { benchCodec } from './codec.js';
-import { benchHttp } from './http.js';
+import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
 import { benchMemory } from './memory.js';
 import { benchVerify } from './verify.js';
 import { createBenchCertificate } from './lib/cert.js';
@@ -31,7 +31,7 @@ const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
 const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
 if (unknown.length > 0) {
-  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,memory]`);
+  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory]`);
   process.exit(2);
 }
 
@@ -56,6 +56,8 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['verify', benchVerify],
   ['codec', benchCodec],
   ['http', benchHttp],
+  ['http2', benchHttp2],
+  ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
 ];
 

@@ -48,6 +48,8 @@ export const TokenBindingErrorCodes = {
   ERR_TB_CLIENT_HELLO: 'unreadable TLS ClientHello',
   /** A key store file is unreadable or corrupt; tokbind never replaces it silently. */
   ERR_TB_KEY_STORE: 'key store unreadable or corrupt',
+  /** A connection's PROXY protocol header (v1/v2, before TLS) is missing, malformed, too large or too slow. */
+  ERR_TB_PROXY_PROTOCOL: 'invalid or missing PROXY protocol header',
   /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
   ERR_TB_CLIENT: 'Token Binding client error',
 } as const;

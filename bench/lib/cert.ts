@@ -20,8 +20,12 @@ function pem(label: string, der: ArrayBuffer): string {
   return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
 
-export async function createBenchCertificate(): Promise<BenchCertificate> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+/** `ec`: ECDSA P-256 (the default for every figure); `rsa`: RSA-2048 (the shape many deployments run). */
+export async function createBenchCertificate(type: 'ec' | 'rsa' = 'ec'): Promise<BenchCertificate> {
+  const alg =
+    type === 'ec'
+      ? { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
+      : { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   // @peculiar/x509 types its provider with the DOM's Crypto; Node's webcrypto is that object.
   const crypto = webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0];
@@ -35,7 +39,7 @@ export async function createBenchCertificate(): Promise<BenchCertificate> {
       keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(type === 'ec' ? x509.KeyUsageFlags.digitalSignature : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
         new x509.SubjectAlternativeNameExtension([
           { type: 'dns', value: 'localhost' },
@@ -49,6 +53,6 @@ export async function createBenchCertificate(): Promise<BenchCertificate> {
   return {
     key: pem('PRIVATE KEY', key),
     cert: cert.toString('pem') + '\n',
-    description: 'ECDSA P-256 self-signed (@peculiar/x509), TLS 1.3, no session resumption',
+    description: `${type === 'ec' ? 'ECDSA P-256' : 'RSA-2048'} self-signed (@peculiar/x509), TLS 1.3, no session resumption`,
   };
 }

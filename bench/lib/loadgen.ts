@@ -12,9 +12,12 @@
  * header.
  *
  * Modes: `keepalive` (each connection computes its header once after the handshake and reuses
- * it) and `newconn` (a fresh TLS connection per request, no session resumption: the client never
- * offers a session, the server sets SSL_OP_NO_TICKET).
+ * it) and `newconn` (a fresh TLS connection per request; by default no session resumption: the
+ * client never offers a session, the server sets SSL_OP_NO_TICKET; with `resume`, each slot
+ * resumes its previous connection's session, as returning clients do). `protocol: 'h2'` runs
+ * keep-alive over node:http2 sessions instead of hand-written HTTP/1.1.
  */
+import { connect as http2Connect } from 'node:http2';
 import { connect, createSecureContext } from 'node:tls';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { createDpopClientKeys, createDpopProofs } from '../dpop.js';
@@ -35,6 +38,13 @@ export interface RunConfig {
   readonly durationMs: number;
   /** DPoP only: proofs to pre-generate before the window. */
   readonly proofs?: number;
+  /** `h1` (default): HTTP/1.1 written by hand. `h2`: node:http2 sessions, one stream in flight each. */
+  readonly protocol?: 'h1' | 'h2';
+  /**
+   * newconn only: resume the TLS session of the slot's previous connection (the server must issue
+   * tickets). Each resumed connection still has its own EKM, so it is signed anew.
+   */
+  readonly resume?: boolean;
 }
 
 export interface RunResult {
@@ -52,6 +62,8 @@ export interface RunResult {
   /** Request latency inside the window, µs. */
   readonly p50us: number;
   readonly p99us: number;
+  /** newconn with `resume`: the share of connections in the window that resumed a session. */
+  readonly resumedShare?: number;
 }
 
 const HOST = '127.0.0.1';
@@ -177,9 +189,22 @@ class Generator {
       if (running === 0) allStopped();
     };
 
+    const sessions: (Buffer | undefined)[] = [];
+    let connectionsInWindow = 0;
+    let resumedInWindow = 0;
     // One loop per connection slot: connect, (sign), then request after request.
     const slot = (i: number): void => {
-      const socket = connect({ host: HOST, port: cfg.port, servername: SERVERNAME, secureContext: this.context(cfg.ca), rejectUnauthorized: false });
+      if (cfg.protocol === 'h2') return h2Slot(i);
+      const session = cfg.resume === true ? sessions[i] : undefined;
+      const socket = connect({
+        host: HOST,
+        port: cfg.port,
+        servername: SERVERNAME,
+        secureContext: this.context(cfg.ca),
+        rejectUnauthorized: false,
+        ...(session === undefined ? {} : { session }),
+      });
+      if (cfg.resume === true) socket.on('session', (ticket: Buffer) => (sessions[i] = ticket));
       active.add(socket);
       const reader = new ResponseReader();
       let req = plainRequest;
@@ -199,6 +224,10 @@ class Generator {
         socket.write(req);
       };
       socket.once('secureConnect', () => {
+        if (w.counting) {
+          connectionsInWindow++;
+          if (socket.isSessionReused()) resumedInWindow++;
+        }
         try {
           if (cfg.auth === 'tokbind') req = request(cfg.port, `Sec-Token-Binding: ${binders[i]!.header(socket)}\r\n`, close);
         } catch (err) {
@@ -226,6 +255,71 @@ class Generator {
       socket.on('close', () => {
         if (!finished && !w.stopping) failure.add('connection closed by server');
         finish();
+      });
+    };
+
+    // HTTP/2: one session per slot over a TLS socket of our own (so its EKM can be exported), one
+    // stream in flight; the header is signed once per connection, as for HTTP/1.1 keep-alive.
+    const h2Slot = (i: number): void => {
+      const socket = connect({
+        host: HOST,
+        port: cfg.port,
+        servername: SERVERNAME,
+        secureContext: this.context(cfg.ca),
+        rejectUnauthorized: false,
+        ALPNProtocols: ['h2'],
+      });
+      active.add(socket);
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        active.delete(socket);
+        socket.destroy();
+        done();
+      };
+      socket.on('error', (err) => {
+        if (!w.stopping) failure.add(`socket: ${err.message}`);
+        finish();
+      });
+      socket.once('secureConnect', () => {
+        let headers: Record<string, string> = { ':path': '/', ':method': 'GET' };
+        try {
+          if (cfg.auth === 'tokbind') headers = { ...headers, 'sec-token-binding': binders[i]!.header(socket) };
+        } catch (err) {
+          failure.add(`sign: ${String(err)}`);
+          finish();
+          return;
+        }
+        const session = http2Connect(`https://${HOST}:${cfg.port}`, { createConnection: () => socket });
+        session.on('error', (err) => {
+          if (!w.stopping) failure.add(`session: ${err.message}`);
+          finish();
+        });
+        const send = (): void => {
+          const sentAt = performance.now();
+          const stream = session.request(headers);
+          let status = 0;
+          stream.on('response', (h) => (status = Number(h[':status'])));
+          stream.on('data', () => {});
+          stream.on('end', () => {
+            if (w.counting) {
+              w.completed++;
+              if ((w.completed & 7) === 0) w.latencies.push(performance.now() - sentAt);
+            }
+            if (status !== 200) failure.add(`HTTP ${status}`);
+            if (w.stopping || status !== 200) {
+              session.destroy();
+              finish();
+            } else send();
+          });
+          stream.on('error', (err) => {
+            if (!w.stopping) failure.add(`stream: ${err.message}`);
+            session.destroy();
+            finish();
+          });
+        };
+        send();
       });
     };
 
@@ -263,6 +357,7 @@ class Generator {
       proofGenMs,
       p50us: pct(0.5),
       p99us: pct(0.99),
+      ...(cfg.resume === true ? { resumedShare: connectionsInWindow === 0 ? 0 : resumedInWindow / connectionsInWindow } : {}),
     };
   }
 

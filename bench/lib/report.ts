@@ -27,6 +27,17 @@ export interface FigureSpec {
   readonly ratio?: { readonly key: string; readonly summary: Summary };
   readonly target?: Target;
   readonly note?: string;
+  /**
+   * HTTP figures: server CPU time per request (µs, medians over the rounds) of the candidate and
+   * the baseline — far less sensitive than throughput to other work on a shared machine.
+   */
+  readonly cpuPerRequest?: { readonly candidateUs: number; readonly baselineUs: number };
+  /**
+   * The A/A control: the baseline measured against a second copy of itself in the same harness
+   * and rounds. Its spread is what noise alone does to a ratio in this run: a ratio whose
+   * distance from 1 is inside it is not a measured difference.
+   */
+  readonly control?: { readonly key: string; readonly summary: Summary };
 }
 
 interface Row {
@@ -35,6 +46,8 @@ interface Row {
   readonly spread: string;
   readonly baseline: string;
   readonly ratio: string;
+  readonly control: string;
+  readonly cpu: string;
   readonly target: string;
   readonly met: string;
 }
@@ -60,6 +73,10 @@ function spread(s: Summary, unit: Unit): string {
   if (s.rounds.length < 2) return `n=${s.rounds.length}`;
   if (unit === 'bytes' || unit === 'x') return `${formatValue(s.min, unit)}..${formatValue(s.max, unit)}`;
   return `±${(s.rsd * 100).toFixed(1)}% (n=${s.rounds.length})`;
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 function met(t: Target, value: number): boolean {
@@ -90,6 +107,11 @@ export class Report {
     this.#record(f.key, f.summary, f.unit);
     if (f.baseline !== undefined) this.#record(f.baseline.key, f.baseline.summary, f.unit === 'ns' ? 'ns' : f.unit);
     if (f.ratio !== undefined) this.#record(f.ratio.key, f.ratio.summary, 'x');
+    if (f.control !== undefined) this.#record(f.control.key, f.control.summary, 'x');
+    if (f.cpuPerRequest !== undefined) {
+      this.set(`${f.key}_cpu_us_per_req`, round1(f.cpuPerRequest.candidateUs));
+      if (f.baseline !== undefined) this.set(`${f.baseline.key}_cpu_us_per_req`, round1(f.cpuPerRequest.baselineUs));
+    }
     let targetText = '';
     let metText = '';
     if (f.target !== undefined) {
@@ -108,6 +130,8 @@ export class Report {
       spread: spread(f.summary, f.unit),
       baseline: f.baseline === undefined ? '' : `${f.baseline.label} ${formatValue(f.baseline.summary.median, f.unit)}`,
       ratio: f.ratio === undefined ? '' : `${f.ratio.summary.median.toFixed(3)} (${f.ratio.summary.min.toFixed(2)}..${f.ratio.summary.max.toFixed(2)})`,
+      control: f.control === undefined ? '' : `${f.control.summary.median.toFixed(3)} (${f.control.summary.min.toFixed(2)}..${f.control.summary.max.toFixed(2)})`,
+      cpu: f.cpuPerRequest === undefined ? '' : `${round1(f.cpuPerRequest.candidateUs)} / ${round1(f.cpuPerRequest.baselineUs)} µs`,
       target: targetText,
       met: metText,
     });
@@ -119,7 +143,17 @@ export class Report {
   }
 
   table(): string {
-    const head: Row = { figure: 'figure', median: 'median', spread: 'spread', baseline: 'baseline (same run)', ratio: 'ratio (min..max)', target: 'target', met: '' };
+    const head: Row = {
+      figure: 'figure',
+      median: 'median',
+      spread: 'spread',
+      baseline: 'baseline (same run)',
+      ratio: 'ratio (min..max)',
+      control: 'A/A control',
+      cpu: 'server CPU/req',
+      target: 'target',
+      met: '',
+    };
     const rows = [head, ...this.#rows];
     const cols = Object.keys(head) as (keyof Row)[];
     const width = (c: keyof Row): number => Math.max(...rows.map((r) => [...r[c]].length));
@@ -129,8 +163,11 @@ export class Report {
 
   /** The markdown version of the table, for the README. */
   markdown(): string {
-    const out = ['| figure | median | spread | baseline (same run) | ratio (min..max) | target | |', '|---|---|---|---|---|---|---|'];
-    for (const r of this.#rows) out.push(`| ${r.figure} | ${r.median} | ${r.spread} | ${r.baseline} | ${r.ratio} | ${r.target} | ${r.met} |`);
+    const out = [
+      '| figure | median | spread | baseline (same run) | ratio (min..max) | A/A control | server CPU/req | target | |',
+      '|---|---|---|---|---|---|---|---|---|',
+    ];
+    for (const r of this.#rows) out.push(`| ${r.figure} | ${r.median} | ${r.spread} | ${r.baseline} | ${r.ratio} | ${r.control} | ${r.cpu} | ${r.target} | ${r.met} |`);
     return out.join('\n');
   }
 

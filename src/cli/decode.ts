@@ -3,7 +3,6 @@
  * key parameters, ID, `tbh`, decoded key, signature and extensions. Parse only: nothing is
  * verified (no EKM here).
  */
-import type { Readable } from 'node:stream';
 import { parseSecTokenBindingHeader } from '../codec/header.js';
 import { keyParametersName } from '../codec/keyparams.js';
 import { decodeTokenBindingPublicKey } from '../codec/keys.js';
@@ -12,9 +11,8 @@ import { formatTokenBindingID } from '../codec/message.js';
 import type { TokenBinding } from '../codec/types.js';
 import { tokenBindingHash } from '../crypto/hash.js';
 import { TokenBindingError } from '../errors.js';
-import { ExitCode, UsageError, writeJson, type CliCommand } from './io.js';
-
-export const decodeUsage = 'tokbind decode <Sec-Token-Binding value | ->   (- reads the value from stdin)';
+import { defineCommand, readStream } from './args.js';
+import { ExitCode, writeJson } from './io.js';
 
 type JsonKey = { kty: 'EC'; crv: 'P-256'; x: string; y: string } | { kty: 'RSA'; n: string; e: string };
 
@@ -49,12 +47,6 @@ function describeBinding(b: TokenBinding) {
   };
 }
 
-async function readAll(stream: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /**
  * The `decode` command. Exit 0 with the JSON on stdout; exit 1 with
  * `{"error":{"code","message"}}` on stderr for a malformed value; a usage error throws
@@ -66,26 +58,26 @@ async function readAll(stream: Readable): Promise<string> {
  * printf %s "$HEADER" | tokbind decode -
  * ```
  */
-export const decode: CliCommand = async (argv, io) => {
-  const positional: string[] = [];
-  let optionsDone = false;
-  for (const arg of argv) {
-    if (!optionsDone && arg === '--') optionsDone = true;
-    else if (!optionsDone && arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
-    else positional.push(arg);
-  }
-  if (positional.length === 0) throw new UsageError('missing the Sec-Token-Binding value');
-  if (positional.length > 1) throw new UsageError(`expected one Sec-Token-Binding value, got ${positional.length} arguments`);
-
-  // Only the line ending a file or a pipe adds is removed; any other whitespace is the value's.
-  const value = positional[0] === '-' ? (await readAll(io.stdin)).replace(/(?:\r?\n)+$/, '') : positional[0]!;
-  try {
-    const message = parseSecTokenBindingHeader(value);
-    io.stdout.write(JSON.stringify({ bindings: message.bindings.map(describeBinding) }, null, 2) + '\n');
-    return ExitCode.ok;
-  } catch (err) {
-    if (!(err instanceof TokenBindingError)) throw err;
-    writeJson(io.stderr, { error: { code: err.code, message: err.message } });
-    return ExitCode.failure;
-  }
-};
+export const decode = defineCommand(
+  {
+    name: 'decode',
+    summary: 'decode a Sec-Token-Binding header value to JSON (parse only, nothing verified)',
+    options: {},
+    positionals: [{ name: 'value', description: 'the Sec-Token-Binding header value (base64url), or - to read it from stdin', required: true }],
+    exitCodes: { 0: 'decoded: JSON on stdout', 1: 'malformed value: {"error":{"code","message"}} on stderr' },
+    examples: ['tokbind decode AIkAAgBBQFzK4_bh...', 'printf %s "$HEADER" | tokbind decode -'],
+  },
+  async ({ positionals }, io) => {
+    // Only the line ending a file or a pipe adds is removed; any other whitespace is the value's.
+    const value = positionals[0] === '-' ? (await readStream(io.stdin)).toString('utf8').replace(/(?:\r?\n)+$/, '') : positionals[0]!;
+    try {
+      const message = parseSecTokenBindingHeader(value);
+      io.stdout.write(JSON.stringify({ bindings: message.bindings.map(describeBinding) }, null, 2) + '\n');
+      return ExitCode.ok;
+    } catch (err) {
+      if (!(err instanceof TokenBindingError)) throw err;
+      writeJson(io.stderr, { error: { code: err.code, message: err.message } });
+      return ExitCode.failure;
+    }
+  },
+);

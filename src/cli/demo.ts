@@ -7,12 +7,12 @@
 import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { createDemoApp } from '../demo/app.js';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
-import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
+import { defineCommand, listenFailure, serverOptions } from './args.js';
+import { ExitCode, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
 export const DEFAULT_DEMO_PORT = 8443;
@@ -55,11 +55,6 @@ function formatStep(step: DemoStep, style: Style): string[] {
   return [head, ...step.notes.map((n) => style.dim(`    ${n}`))];
 }
 
-function parsePort(value: string, source: string): number {
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new UsageError(`${source} must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
-
 /**
  * Runs the demo: starts the server on 127.0.0.1, runs the stolen-cookie scenario
  * (`runDemoScenario`) against it, prints each step, and then either stops (`once`) or serves
@@ -82,13 +77,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    writeLine(
-      io.stderr,
-      code === 'EADDRINUSE'
-        ? `tokbind demo: 127.0.0.1:${port} is in use: pick another with --port N or PORT=N (0 picks a free one)`
-        : `tokbind demo: cannot listen on 127.0.0.1:${port}: ${code ?? String(err)}`,
-    );
+    writeLine(io.stderr, listenFailure('demo', '127.0.0.1', port, err as Error));
     return ExitCode.failure;
   }
   const listening = (server.address() as AddressInfo).port;
@@ -111,13 +100,14 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
         : `${style.bad('✘')} ${failed} of ${steps.length} steps did not behave as expected.`,
     );
     if (!runOnce) {
+      const stopped = untilStopped(signal);
       writeLine(io.stdout, '');
       writeLine(io.stdout, 'The server keeps running. Try:');
       writeLine(io.stdout, `  tokbind fetch ${origin}/whoami --insecure   ${style.dim('(in a clone: node dist/src/cli/main.js fetch …)')}`);
       writeLine(io.stdout, `  curl -k ${origin}/whoami   ${style.dim('(no Token Binding: "tokenBinding": null)')}`);
       writeLine(io.stdout, `  openssl s_client -connect 127.0.0.1:${listening}`);
       writeLine(io.stdout, 'Ctrl-C to stop.');
-      await untilStopped(signal);
+      await stopped;
     }
     return ok ? ExitCode.ok : ExitCode.failure;
   } finally {
@@ -138,19 +128,19 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
  * PORT=0 npm start -- --once
  * ```
  */
-export async function demo(argv: readonly string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  let values: { once?: boolean; port?: string };
-  try {
-    ({ values } = parseArgs({ args: [...argv], options: { once: { type: 'boolean' }, port: { type: 'string' } }, strict: true }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const envPort = io.env['PORT'];
-  const port =
-    values.port !== undefined
-      ? parsePort(values.port, '--port')
-      : envPort !== undefined && envPort !== ''
-        ? parsePort(envPort, 'PORT')
-        : DEFAULT_DEMO_PORT;
-  return runDemo({ io, port, once: values.once === true, signal });
-}
+export const demo = defineCommand(
+  {
+    name: 'demo',
+    summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
+    description:
+      'Starts a binding-aware HTTPS server on 127.0.0.1 with a tiny login app (POST /login, GET /profile, GET /whoami), ' +
+      "logs a victim in, and shows the attacker's stolen cookie failing three ways. Then the server keeps running until Ctrl-C.",
+    options: {
+      port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
+      once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
+    },
+    exitCodes: { 0: 'every step behaved as expected', 1: 'a step did not, or the port cannot be bound (one line on stderr)' },
+    examples: ['tokbind demo', 'PORT=0 tokbind demo --once'],
+  },
+  async ({ values }, io, signal) => runDemo({ io, port: values.port, once: values.once, signal }),
+);

@@ -1,71 +1,111 @@
-import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
 import { TokenBindingDispatcher, tokbindFetch } from '../client/dispatcher.js';
 import { FileKeyStore, MemoryKeyStore } from '../client/keystore.js';
-import { ExitCode, UsageError, parseCommandLine, reportError, writeLine, type CliCommand } from './io.js';
-import { keyParametersOption } from './keygen.js';
+import { defineCommand, oneStdin, readInput } from './args.js';
+import { ExitCode, UsageError, reportError, writeJson, writeLine } from './io.js';
+import { KEY_PARAMETERS_OPTION, keyParametersOption } from './keygen.js';
+import { readCertificates } from './tls-files.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The code of a response whose status is 400 or more (without `--no-fail`); not a library error. */
+export const HTTP_STATUS_ERROR = 'ERR_HTTP_STATUS';
 
 /**
- * `tokbind fetch <url> [--key-store file] [--key-parameters ...] [--insecure] [--ca file]
- * [-H 'Name: value'] [--include]`: one Token-Bound request (redirects followed, referred
- * bindings sent when a redirect asks, RFC 8473 §5); prints the response body, preceded by the
- * status line and headers with `--include`. Exit 0 on 2xx/3xx, 1 otherwise or on an error
- * (`{"error":{"code","message"}}` on stderr), 2 on a usage error. Without `--key-store` the key
- * lives only for this run.
+ * `tokbind fetch <url>`: one Token-Bound request (redirects followed, referred bindings sent when a
+ * redirect asks, RFC 8473 §5); prints the response body, preceded by the status line and headers
+ * with `--include`. Like `curl --fail-with-body`: a final status of 400 or more still prints the
+ * body but exits 1 with `{"error":{"code":"ERR_HTTP_STATUS",…}}` on stderr, unless `--no-fail`.
+ * Without `--key-store` the key lives only for this run.
  */
-export const fetch: CliCommand = async (argv, io) => {
-  const { values, positionals } = parseCommandLine(() =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        'key-store': { type: 'string' },
-        'key-parameters': { type: 'string' },
-        insecure: { type: 'boolean', short: 'k' },
-        ca: { type: 'string' },
-        header: { type: 'string', short: 'H', multiple: true },
-        include: { type: 'boolean', short: 'i' },
+export const fetch = defineCommand(
+  {
+    name: 'fetch',
+    summary: 'make one Token-Bound HTTPS request and print the response body',
+    description:
+      'Redirects are followed and referred bindings sent when a redirect asks (RFC 8473 §5). The body goes to stdout ' +
+      '(after the status line and headers with --include). A final status of 400 or more exits 1 with ' +
+      `{"error":{"code":"${HTTP_STATUS_ERROR}","message","status"}} on stderr, the body still printed (like curl --fail-with-body); ` +
+      '--no-fail exits 0 for any status. Without --key-store the key lives only for this run.',
+    options: {
+      method: { type: 'string', short: 'X', placeholder: 'METHOD', description: 'request method (default: GET, or POST with --data)' },
+      data: {
+        type: 'string',
+        short: 'd',
+        placeholder: 'DATA',
+        description: 'request body: text, @FILE for a file, - for stdin (implies POST; Content-Type application/x-www-form-urlencoded unless -H gives one)',
       },
-    }),
-  );
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'a URL is required' : 'give exactly one URL');
-  let url: URL;
-  try {
-    url = new URL(positionals[0]!);
-  } catch {
-    throw new UsageError(`not an absolute URL: ${positionals[0]!}`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`unsupported scheme ${url.protocol}`);
-  const keyParameters = keyParametersOption(values['key-parameters']);
-  const headers: [string, string][] = [];
-  for (const line of values.header ?? []) {
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon).trim() : '';
-    if (!HEADER_NAME.test(name)) throw new UsageError(`-H expects 'Name: value', got ${JSON.stringify(line)}`);
-    headers.push([name, line.slice(colon + 1).trim()]);
-  }
-  const path = values['key-store'];
-  let dispatcher: TokenBindingDispatcher | undefined;
-  try {
-    const ca = values.ca === undefined ? undefined : await readFile(values.ca, 'utf8');
-    dispatcher = new TokenBindingDispatcher({
-      keyStore: path === undefined ? new MemoryKeyStore() : new FileKeyStore(path),
-      keyParameters,
-      connect: { rejectUnauthorized: values.insecure !== true, ...(ca === undefined ? {} : { ca }) },
-    });
-    const response = await tokbindFetch(url, { dispatcher, headers });
-    if (values.include === true) {
-      writeLine(io.stdout, `HTTP/1.1 ${response.status} ${response.statusText}`);
-      for (const [name, value] of response.headers) writeLine(io.stdout, `${name}: ${value}`);
-      writeLine(io.stdout, '');
+      header: { type: 'string', short: 'H', multiple: true, placeholder: "'NAME: VALUE'", description: 'add a request header' },
+      include: { type: 'boolean', short: 'i', description: 'print the status line and response headers before the body' },
+      'no-fail': { type: 'boolean', description: 'exit 0 whatever the response status' },
+      'key-store': { type: 'string', placeholder: 'FILE', description: 'key store file (created if missing; see tokbind keygen)' },
+      'key-parameters': KEY_PARAMETERS_OPTION,
+      ca: { type: 'string', placeholder: 'FILE', description: "PEM CA certificate(s) to trust for the server's certificate (- reads stdin)" },
+      insecure: { type: 'boolean', short: 'k', description: "do not check the server's certificate" },
+    },
+    positionals: [{ name: 'url', description: 'an https:// URL', required: true }],
+    exitCodes: {
+      0: 'response with a status below 400 (any status with --no-fail): body on stdout',
+      1: `request failed, or status >= 400 (${HTTP_STATUS_ERROR}): {"error":{"code","message"}} on stderr`,
+    },
+    examples: [
+      'tokbind fetch https://127.0.0.1:8443/whoami --insecure',
+      "tokbind fetch https://127.0.0.1:8443/login -d 'user=alice' -H 'Content-Type: application/x-www-form-urlencoded' -k -i",
+      'tokbind fetch https://api.example.com/items -X PUT -d @item.json -H "Content-Type: application/json" --key-store keys.json',
+    ],
+  },
+  async ({ values, positionals }, io) => {
+    let url: URL;
+    try {
+      url = new URL(positionals[0]!);
+    } catch {
+      throw new UsageError(`<url> is not an absolute URL: ${positionals[0]!}`);
     }
-    io.stdout.write(new Uint8Array(await response.arrayBuffer()));
-    return response.status >= 200 && response.status < 400 ? ExitCode.ok : ExitCode.failure;
-  } catch (err) {
-    return reportError(io, err);
-  } finally {
-    await dispatcher?.close().catch(() => {});
-  }
-};
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`<url>: unsupported scheme ${url.protocol} (Token Binding needs https://)`);
+    const keyParameters = keyParametersOption(values['key-parameters']);
+    const headers: [string, string][] = [];
+    for (const line of values.header) {
+      const colon = line.indexOf(':');
+      const name = colon > 0 ? line.slice(0, colon).trim() : '';
+      if (!HEADER_NAME.test(name)) throw new UsageError(`-H/--header expects 'Name: value', got ${JSON.stringify(line)}`);
+      headers.push([name, line.slice(colon + 1).trim()]);
+    }
+    if (values.method !== undefined && !METHOD.test(values.method)) throw new UsageError(`-X/--method is not a method token: ${JSON.stringify(values.method)}`);
+    oneStdin({ '--data': values.data, '--ca': values.ca });
+    const method = values.method?.toUpperCase() ?? (values.data === undefined ? 'GET' : 'POST');
+    if ((method === 'GET' || method === 'HEAD') && values.data !== undefined) throw new UsageError(`-d/--data cannot go with ${method} (a body needs another method, e.g. -X POST)`);
+    // As curl -d: a body without a Content-Type is sent as a form.
+    if (values.data !== undefined && !headers.some(([n]) => n.toLowerCase() === 'content-type')) {
+      headers.push(['content-type', 'application/x-www-form-urlencoded']);
+    }
+    const path = values['key-store'];
+    let dispatcher: TokenBindingDispatcher | undefined;
+    try {
+      const ca = values.ca === undefined ? undefined : (await readCertificates('--ca', values.ca, io)).pem;
+      const body = values.data === undefined ? undefined : await readInput('--data', values.data, io, true);
+      dispatcher = new TokenBindingDispatcher({
+        keyStore: path === undefined ? new MemoryKeyStore() : new FileKeyStore(path),
+        keyParameters,
+        connect: { rejectUnauthorized: !values.insecure, ...(ca === undefined ? {} : { ca }) },
+      });
+      const response = await tokbindFetch(url, { dispatcher, headers, method, ...(body === undefined ? {} : { body: new Uint8Array(body) }) });
+      if (values.include) {
+        writeLine(io.stdout, `HTTP/1.1 ${response.status} ${response.statusText}`);
+        for (const [name, value] of response.headers) writeLine(io.stdout, `${name}: ${value}`);
+        writeLine(io.stdout, '');
+      }
+      io.stdout.write(new Uint8Array(await response.arrayBuffer()));
+      if (response.status >= 400 && !values['no-fail']) {
+        writeJson(io.stderr, {
+          error: { code: HTTP_STATUS_ERROR, message: `HTTP ${response.status} ${response.statusText} from ${url.origin}`.trimEnd(), status: response.status },
+        });
+        return ExitCode.failure;
+      }
+      return ExitCode.ok;
+    } catch (err) {
+      return reportError(io, err);
+    } finally {
+      await dispatcher?.close().catch(() => {});
+    }
+  },
+);

@@ -34,7 +34,12 @@ export function writeJson(stream: Writable, value: unknown): void {
   stream.write(JSON.stringify(value) + '\n');
 }
 
-/** Runs a node:util `parseArgs` call, turning its errors into usage errors. */
+/**
+ * Runs a node:util `parseArgs` call, turning its errors into usage errors.
+ *
+ * @deprecated Declare the command with `defineCommand` (src/cli/args.ts) instead: one parser, one
+ * set of conventions, generated `--help`.
+ */
 export function parseCommandLine<T>(parse: () => T): T {
   try {
     return parse();

@@ -1,18 +1,18 @@
-import { parseArgs } from 'node:util';
 import { base64urlEncode } from '../codec/base64url.js';
 import type { KeyParametersName } from '../codec/types.js';
 import { tokenBindingHash } from '../crypto/hash.js';
 import type { TokenBindingKey } from '../crypto/sign.js';
 import { FileKeyStore } from '../client/keystore.js';
 import { tokenBindingScope } from '../client/scope.js';
-import { ExitCode, UsageError, parseCommandLine, reportError, writeJson, type CliCommand } from './io.js';
+import { defineCommand, type StringOption } from './args.js';
+import { ExitCode, UsageError, reportError, writeJson } from './io.js';
 
 const KEY_PARAMETERS: readonly string[] = ['ecdsap256', 'rsa2048_pss', 'rsa2048_pkcs1.5'];
 
 /** `--key-parameters` of the client commands: one of the three names, ecdsap256 by default. */
 export function keyParametersOption(value: string | undefined): KeyParametersName {
   if (value === undefined) return 'ecdsap256';
-  if (!KEY_PARAMETERS.includes(value)) throw new UsageError(`--key-parameters must be one of ${KEY_PARAMETERS.join(', ')}`);
+  if (!KEY_PARAMETERS.includes(value)) throw new UsageError(`--key-parameters must be one of ${KEY_PARAMETERS.join(', ')}, got ${JSON.stringify(value)}`);
   return value as KeyParametersName;
 }
 
@@ -43,41 +43,58 @@ export function scopeOption(url: string | undefined, scope: string | undefined):
   return undefined;
 }
 
+/** The `--key-parameters` declaration of the client commands. */
+export const KEY_PARAMETERS_OPTION = {
+  type: 'string',
+  choices: ['ecdsap256', 'rsa2048_pss', 'rsa2048_pkcs1.5'],
+  default: 'ecdsap256',
+  placeholder: 'NAME',
+  description: 'key parameters of the key (ecdsap256, rsa2048_pss or rsa2048_pkcs1.5); a store keeps one key per scope and key parameters',
+} as const satisfies StringOption;
+
 /**
  * `tokbind keygen --key-store file [--url <url> | --scope <scope>] [--key-parameters ...]`:
  * creates a key store (mode 0600), or adds to it the key for a URL's scope (eTLD+1). An existing
  * key is kept, never replaced. Prints `{"scope","keyParameters","id","hash","created"}`, or
  * `{"keyStore","created"}` without a scope.
  */
-export const keygen: CliCommand = async (argv, io) => {
-  const { values, positionals } = parseCommandLine(() =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        'key-store': { type: 'string' },
-        url: { type: 'string' },
-        scope: { type: 'string' },
-        'key-parameters': { type: 'string' },
-      },
-    }),
-  );
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
-  const path = values['key-store'];
-  if (path === undefined || path === '') throw new UsageError('--key-store is required');
-  const keyParameters = keyParametersOption(values['key-parameters']);
-  const scope = scopeOption(values.url, values.scope);
-  const store = new FileKeyStore(path);
-  try {
-    if (scope === undefined) {
-      writeJson(io.stdout, { keyStore: path, created: await store.init() });
+export const keygen = defineCommand(
+  {
+    name: 'keygen',
+    summary: 'create a key store, or add a key for a scope to one',
+    description:
+      'Creates the key store (mode 0600) if missing; with --url or --scope adds the key for that scope (the eTLD+1 of the ' +
+      'host, RFC 8473 §2.1). An existing key is kept, never replaced. Prints {"scope","keyParameters","id","hash","created"}, ' +
+      'or {"keyStore","created"} without a scope. Safe to run from several processes on one store.',
+    options: {
+      'key-store': { type: 'string', placeholder: 'FILE', required: true, description: 'the key store file' },
+      url: { type: 'string', placeholder: 'URL', description: "the URL whose scope gets a key (not with --scope)" },
+      scope: { type: 'string', placeholder: 'HOST', description: 'a host or scope (reduced to its eTLD+1; not with --url)' },
+      'key-parameters': KEY_PARAMETERS_OPTION,
+    },
+    exitCodes: { 0: 'key (or store) exists: JSON on stdout', 1: 'key store unreadable or invalid: {"error":{"code","message"}} on stderr' },
+    examples: [
+      'tokbind keygen --key-store keys.json',
+      'tokbind keygen --key-store keys.json --url https://app.example.com/',
+      'tokbind keygen --key-store keys.json --scope example.com --key-parameters rsa2048_pss',
+    ],
+  },
+  async ({ values }, io) => {
+    const path = values['key-store'];
+    if (path === '') throw new UsageError('--key-store FILE must not be empty');
+    const keyParameters = keyParametersOption(values['key-parameters']);
+    const scope = scopeOption(values.url, values.scope);
+    const store = new FileKeyStore(path);
+    try {
+      if (scope === undefined) {
+        writeJson(io.stdout, { keyStore: path, created: await store.init() });
+        return ExitCode.ok;
+      }
+      const { key, created } = await store.ensureKey(scope, keyParameters);
+      writeJson(io.stdout, { ...describeKey(scope, keyParameters, key), created });
       return ExitCode.ok;
+    } catch (err) {
+      return reportError(io, err);
     }
-    const existing = await store.getKey(scope, keyParameters);
-    const key = existing ?? (await store.getOrCreateKey(scope, keyParameters));
-    writeJson(io.stdout, { ...describeKey(scope, keyParameters, key), created: existing === undefined });
-    return ExitCode.ok;
-  } catch (err) {
-    return reportError(io, err);
-  }
-};
+  },
+);

@@ -3,83 +3,105 @@
  * `tokbind`: a thin command line over the library. Each command lives in its own module and is
  * loaded only when asked for, so `tokbind decode` does not pay for the server or the client.
  */
-import { ExitCode, UsageError, writeLine, type CliCommand, type CliIo } from './io.js';
+import { readFileSync } from 'node:fs';
+import { helpText, usageLine, type Command } from './args.js';
+import { ExitCode, UsageError, writeLine, type CliIo } from './io.js';
 
 interface CommandEntry {
+  /** One line for `tokbind --help`. */
   readonly summary: string;
-  readonly usage: string;
-  readonly load: () => Promise<CliCommand>;
+  /** The command, declared with `defineCommand` (src/cli/args.ts): options, help, usage. */
+  readonly load: () => Promise<Command>;
 }
 
-const commands: Record<string, CommandEntry> = {
+/** Every command. To add one: declare it with `defineCommand` in its own file, add a line here. */
+const commands: Record<string, CommandEntry> = Object.assign(Object.create(null) as Record<string, CommandEntry>, {
   decode: {
     summary: 'decode a Sec-Token-Binding header value to JSON',
-    usage: 'tokbind decode <header | ->',
     load: async () => (await import('./decode.js')).decode,
   },
   verify: {
     summary: 'verify a Sec-Token-Binding header against an EKM (RFC 8471 §4.2, RFC 8473 §2)',
-    usage:
-      'tokbind verify --ekm <hex> [--key-parameters ecdsap256,rsa2048_pss,rsa2048_pkcs1.5] <header>\n' +
-      '       tokbind verify --batch [--key-parameters ...]   (NDJSON {"header","ekm","keyParameters"?} on stdin)',
     load: async () => (await import('./verify.js')).verify,
   },
   serve: {
     summary: 'run a binding-aware HTTPS server (GET /whoami, GET /metrics)',
-    usage: 'tokbind serve [--port N] [--host 127.0.0.1] [--cert file --key file] [--key-parameters ...] [--required]',
     load: async () => (await import('./serve.js')).serve,
   },
   fetch: {
     summary: 'make one Token-Bound HTTPS request and print the response body',
-    usage:
-      "tokbind fetch <url> [--key-store file] [--key-parameters ecdsap256] [--insecure] [--ca file] [-H 'Name: value'] [--include]",
     load: async () => (await import('./fetch.js')).fetch,
   },
   keygen: {
     summary: 'create a key store, or add a key for a scope to one',
-    usage: 'tokbind keygen --key-store file [--url <url> | --scope <scope>] [--key-parameters ecdsap256]',
     load: async () => (await import('./keygen.js')).keygen,
   },
   id: {
     summary: 'print the Token Binding ID and hash a server will see for a URL',
-    usage: 'tokbind id --key-store file --url <url>',
     load: async () => (await import('./id.js')).id,
   },
   demo: {
     summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
-    usage: 'tokbind demo [--once] [--port N]   (PORT overrides 8443)',
     load: async () => (await import('./demo.js')).demo,
   },
-};
+});
 
 function overview(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ['usage: tokbind <command> [options]', '', 'commands:', ...lines, '', "'tokbind <command> --help' for a command's options"].join('\n');
+  return [
+    'usage: tokbind <command> [options]',
+    '       tokbind help <command> | tokbind <command> --help | tokbind --version',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'exit codes: 0 success, 1 input read but rejected ({"error":{"code","message"}} on stderr), 2 usage error',
+    "'tokbind help <command>' lists a command's options, their defaults and examples",
+  ].join('\n');
+}
+
+/** The package version, from package.json (dist/src/cli/main.js → ../../../package.json). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function unknownCommand(io: CliIo, name: string): number {
+  writeLine(io.stderr, `tokbind: unknown command '${name}'\n\n${overview()}`);
+  return ExitCode.usage;
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit status. */
-export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo, signal?: AbortSignal): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    writeLine(name === undefined ? io.stderr : io.stdout, overview());
-    return name === undefined ? ExitCode.usage : ExitCode.ok;
-  }
-  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
-  if (entry === undefined) {
-    writeLine(io.stderr, `tokbind: unknown command '${name}'\n\n${overview()}`);
+  if (name === undefined) {
+    writeLine(io.stderr, overview());
     return ExitCode.usage;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    writeLine(io.stdout, `usage: ${entry.usage}`);
+  if (name === '--version' || name === '-V') {
+    writeLine(io.stdout, packageVersion());
     return ExitCode.ok;
   }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (topic === undefined) {
+      writeLine(io.stdout, overview());
+      return ExitCode.ok;
+    }
+    const entry = Object.hasOwn(commands, topic) ? commands[topic] : undefined;
+    if (entry === undefined) return unknownCommand(io, topic);
+    writeLine(io.stdout, helpText((await entry.load()).spec));
+    return ExitCode.ok;
+  }
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (entry === undefined) return unknownCommand(io, name);
   const command = await entry.load();
   try {
-    return await command(rest, io);
+    return await command(rest, io, signal);
   } catch (err) {
     if (err instanceof UsageError) {
-      writeLine(io.stderr, `tokbind ${name}: ${err.message}\nusage: ${entry.usage}`);
+      writeLine(io.stderr, `tokbind ${name}: ${err.message}\nusage: ${usageLine(command.spec)}\n'tokbind help ${name}' lists every option`);
       return ExitCode.usage;
     }
     throw err;

@@ -6,7 +6,8 @@ import { createInterface } from 'node:readline';
 import { parseKeyParameters } from '../codec/keyparams.js';
 import { isTokenBindingError } from '../errors.js';
 import { verifyTokenBindingHeader } from '../http/verify.js';
-import { ExitCode, UsageError, writeJson, type CliCommand } from './io.js';
+import { defineCommand, readStream } from './args.js';
+import { ExitCode, UsageError, writeJson } from './io.js';
 
 /** Every registered key parameter: the CLI judges a message, it does not stand for a deployment. */
 const ALL_KEY_PARAMETERS: readonly number[] = [2, 1, 0];
@@ -78,50 +79,61 @@ function batchLine(line: string, fallback: readonly number[]): Outcome {
  * cat cases.ndjson | tokbind verify --batch
  * ```
  */
-export const verify: CliCommand = async (argv, io) => {
-  let ekm: string | undefined;
-  let keyParameters: readonly number[] = ALL_KEY_PARAMETERS;
-  let batch = false;
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const next = (): string => {
-      const value = argv[++i];
-      if (value === undefined) throw new UsageError(`${arg} needs a value`);
-      return value;
-    };
-    if (arg === '--ekm') ekm = next();
-    else if (arg === '--key-parameters') {
-      try {
-        keyParameters = parseKeyParameterList(next().split(','));
-      } catch (err) {
-        throw new UsageError(err instanceof Error ? err.message : String(err));
-      }
-    } else if (arg === '--batch') batch = true;
-    else if (arg === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    } else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
-    else positional.push(arg);
-  }
-
-  if (batch) {
-    if (ekm !== undefined || positional.length > 0) throw new UsageError('--batch takes its headers and EKMs from stdin');
-    let allOk = true;
-    const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line.trim() === '') continue;
-      const outcome = batchLine(line, keyParameters);
-      allOk &&= outcome.ok;
-      writeJson(io.stdout, outcome);
+export const verify = defineCommand(
+  {
+    name: 'verify',
+    summary: 'verify a Sec-Token-Binding header against an EKM (RFC 8471 §4.2, RFC 8473 §2)',
+    description:
+      'Single mode judges one value for --ekm. --batch reads NDJSON lines {"header","ekm","keyParameters"?} from stdin ' +
+      'and prints one result line per input line on stdout (blank lines skipped; a line that is not such an object gets ' +
+      `${BATCH_LINE_INVALID}).`,
+    options: {
+      ekm: { type: 'string', placeholder: 'HEX', description: 'the 32-byte exported keying material, 64 hex digits (single mode)' },
+      'key-parameters': {
+        type: 'string',
+        placeholder: 'LIST',
+        default: 'rsa2048_pkcs1.5,rsa2048_pss,ecdsap256',
+        description: 'comma-separated key parameters accepted (names or numbers)',
+      },
+      batch: { type: 'boolean', description: 'read NDJSON cases from stdin, one result line each on stdout' },
+    },
+    positionals: [{ name: 'header', description: 'the Sec-Token-Binding value, or - to read it from stdin' }],
+    exitCodes: {
+      0: 'accepted: {"ok":true,"provided","referred","others"} on stdout (batch: every line accepted)',
+      1: 'rejected: {"ok":false,"error":{"code","message"}} on stderr (batch: results on stdout, exit 1 if any line was rejected)',
+    },
+    examples: [
+      'tokbind verify --ekm 45da43…4124 --key-parameters ecdsap256 AIkAAgBBQ…',
+      'printf %s "$HEADER" | tokbind verify --ekm "$EKM" -',
+      'tokbind verify --batch < cases.ndjson',
+    ],
+  },
+  async ({ values, positionals, given }, io) => {
+    let keyParameters: readonly number[];
+    try {
+      keyParameters = given.has('key-parameters') ? parseKeyParameterList(values['key-parameters'].split(',')) : ALL_KEY_PARAMETERS;
+    } catch (err) {
+      throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
     }
-    return allOk ? ExitCode.ok : ExitCode.failure;
-  }
+    if (values.batch) {
+      if (values.ekm !== undefined || positionals.length > 0) throw new UsageError('--batch takes its headers and EKMs from stdin (no --ekm, no <header>)');
+      let allOk = true;
+      const lines = createInterface({ input: io.stdin, crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        const outcome = batchLine(line, keyParameters);
+        allOk &&= outcome.ok;
+        writeJson(io.stdout, outcome);
+      }
+      return allOk ? ExitCode.ok : ExitCode.failure;
+    }
 
-  if (ekm === undefined) throw new UsageError('missing --ekm <hex>');
-  if (!EKM_HEX.test(ekm)) throw new UsageError('--ekm must be 64 hex digits (the 32-byte EKM)');
-  if (positional.length !== 1) throw new UsageError(`expected one Sec-Token-Binding value, got ${positional.length}`);
-  const outcome = judge(positional[0]!, ekm, keyParameters);
-  writeJson(io.stdout, outcome);
-  return outcome.ok ? ExitCode.ok : ExitCode.failure;
-};
+    if (values.ekm === undefined) throw new UsageError('missing --ekm HEX (the 32-byte EKM as 64 hex digits), or use --batch');
+    if (!EKM_HEX.test(values.ekm)) throw new UsageError('--ekm must be 64 hex digits (the 32-byte EKM)');
+    if (positionals.length !== 1) throw new UsageError('missing <header>: the Sec-Token-Binding value, or - to read it from stdin');
+    const header = positionals[0] === '-' ? (await readStream(io.stdin)).toString('utf8').replace(/(?:\r?\n)+$/, '') : positionals[0]!;
+    const outcome = judge(header, values.ekm, keyParameters);
+    writeJson(outcome.ok ? io.stdout : io.stderr, outcome);
+    return outcome.ok ? ExitCode.ok : ExitCode.failure;
+  },
+);

@@ -1,6 +1,8 @@
 import { createPrivateKey, randomBytes, type JsonWebKey } from 'node:crypto';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import lockfile from 'proper-lockfile';
 import { keyParametersName, parseKeyParameters } from '../codec/keyparams.js';
 import type { KeyParametersName } from '../codec/types.js';
 import { generateTokenBindingKey, tokenBindingKeyFromKeyObject, type TokenBindingKey } from '../crypto/sign.js';
@@ -55,6 +57,14 @@ export class MemoryKeyStore implements TokenBindingKeyStore {
   }
 }
 
+/** Options of {@link FileKeyStore}. */
+export interface FileKeyStoreOptions {
+  /** How long a write waits for another process's lock before `ERR_TB_KEY_STORE`. Default 15000. */
+  readonly lockWaitMs?: number;
+  /** A lock not refreshed for this long is a crashed writer's and is taken over. Default 10000 (min 2000). */
+  readonly lockStaleMs?: number;
+}
+
 /** The on-disk form of a {@link FileKeyStore} (version 1). */
 interface KeyStoreFile {
   tokbind: 'key-store';
@@ -91,10 +101,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * - Permissions: a file that its group or others may access (mode wider than 0600) is refused
  *   with `ERR_TB_KEY_STORE`, as ssh refuses a readable private key (not checked on Windows).
  * - A missing file is an empty store; it is created on the first new key (or by {@link init}).
- * - Writers in one process are serialised. Before adding a key the file is read again, so keys
- *   that another process added meanwhile are kept; two processes creating the first key of the
- *   same scope at the same instant are not coordinated (use one writer, e.g. `tokbind keygen`
- *   ahead of time).
+ * - Safe across processes: every write holds a lock (`proper-lockfile`: the directory
+ *   `<path>.lock`, created atomically), re-reads the file under it and adds to what it finds (keys
+ *   another process created meanwhile are kept, and a key for the same scope created meanwhile is
+ *   the one returned, not replaced), then renames. Waiting for the lock is bounded
+ *   (`lockWaitMs`, 15 s by default: then `ERR_TB_KEY_STORE`); a lock left by a crashed process is
+ *   taken over once it is `lockStaleMs` old (10 s; a live holder refreshes it every 5 s).
+ *   Readers take no lock: the rename makes every read see a whole file.
+ * - Scopes are data: `__proto__` or `constructor` are scopes like any other (null-prototype
+ *   records and Maps only).
  *
  * @example
  * ```ts
@@ -105,13 +120,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export class FileKeyStore implements TokenBindingKeyStore {
   /** The file this store reads and writes. */
   readonly path: string;
+  readonly #lockWaitMs: number;
+  readonly #lockStaleMs: number;
   #keys: Map<string, StoredKey> | undefined;
   #loading: Promise<Map<string, StoredKey>> | undefined;
   #writing: Promise<unknown> = Promise.resolve();
 
-  constructor(path: string) {
+  constructor(path: string, options: FileKeyStoreOptions = {}) {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const { lockWaitMs = 15_000, lockStaleMs = 10_000 } = options;
+    if (!Number.isInteger(lockWaitMs) || lockWaitMs < 0) throw new TypeError('lockWaitMs must be a non-negative integer');
+    if (!Number.isInteger(lockStaleMs) || lockStaleMs < 2000) throw new TypeError('lockStaleMs must be an integer >= 2000');
     this.path = path;
+    this.#lockWaitMs = lockWaitMs;
+    this.#lockStaleMs = lockStaleMs;
   }
 
   async getKey(scope: string, keyParameters: KeyParametersName): Promise<TokenBindingKey | undefined> {
@@ -120,23 +142,33 @@ export class FileKeyStore implements TokenBindingKeyStore {
   }
 
   async getOrCreateKey(scope: string, keyParameters: KeyParametersName): Promise<TokenBindingKey> {
+    return (await this.ensureKey(scope, keyParameters)).key;
+  }
+
+  /**
+   * The key for `scope` and `keyParameters`, and whether this call created it: of several
+   * processes racing to create the same scope's key, exactly one gets `created: true` and all
+   * get that key.
+   */
+  async ensureKey(scope: string, keyParameters: KeyParametersName): Promise<{ key: TokenBindingKey; created: boolean }> {
     const name = checkArguments(scope, keyParameters);
     const id = `${name} ${scope}`;
     const known = (await this.#load()).get(id);
-    if (known !== undefined) return known.key;
-    return this.#serialise(async () => {
-      // Another writer (this process or another) may have added it since we looked.
-      const current = await this.#read();
-      this.#keys = current;
-      const existing = current.get(id);
-      if (existing !== undefined) return existing.key;
-      const key = generateTokenBindingKey(name);
-      const jwk = key.privateKey.export({ format: 'jwk' });
-      const next = new Map(current).set(id, { key, created: new Date().toISOString(), jwk });
-      await this.#write(next);
-      this.#keys = next;
-      return key;
-    });
+    if (known !== undefined) return { key: known.key, created: false };
+    return this.#serialise(() =>
+      this.#locked(async (isCompromised) => {
+        // Another writer (this process or another) may have added it since we looked.
+        const current = this.#merge(await this.#read());
+        const existing = current.get(id);
+        if (existing !== undefined) return { key: existing.key, created: false };
+        const key = generateTokenBindingKey(name);
+        const jwk = key.privateKey.export({ format: 'jwk' });
+        const next = new Map(current).set(id, { key, created: new Date().toISOString(), jwk });
+        await this.#write(next, isCompromised);
+        this.#keys = next;
+        return { key, created: true };
+      }),
+    );
   }
 
   /** Every scope and key parameters the store holds a key for, in file order. */
@@ -152,14 +184,65 @@ export class FileKeyStore implements TokenBindingKeyStore {
    * Returns whether it was created.
    */
   async init(): Promise<boolean> {
-    return this.#serialise(async () => {
-      const found = await exists(this.path);
-      const current = await this.#read();
-      this.#keys = current;
-      if (found) return false;
-      await this.#write(current);
-      return true;
-    });
+    return this.#serialise(() =>
+      this.#locked(async (isCompromised) => {
+        const found = await exists(this.path);
+        const current = this.#merge(await this.#read());
+        if (found) return false;
+        await this.#write(current, isCompromised);
+        return true;
+      }),
+    );
+  }
+
+  /**
+   * What the file holds now, plus any key this instance knows that it lacks (a key once handed
+   * out is an identity in use: it is never dropped because the file was replaced meanwhile).
+   */
+  #merge(current: Map<string, StoredKey>): Map<string, StoredKey> {
+    for (const [id, stored] of this.#keys ?? []) if (!current.has(id)) current.set(id, stored);
+    this.#keys = current;
+    return current;
+  }
+
+  /** Runs `task` holding the store's cross-process lock (bounded wait, stale-lock recovery). */
+  async #locked<T>(task: (isCompromised: () => Error | undefined) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#lockWaitMs;
+    let compromised: Error | undefined;
+    const options = {
+      realpath: false,
+      stale: this.#lockStaleMs,
+      retries: 0,
+      onCompromised: (err: Error) => {
+        compromised = err;
+      },
+    };
+    let release: () => Promise<void>;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        release = await lockfile.lock(this.path, options);
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') throw storeError(this.path, `cannot create it: the directory ${dirname(this.path)} does not exist`, err as Error);
+        if (code !== 'ELOCKED') throw storeError(this.path, `cannot lock (${code ?? (err as Error).message})`, err as Error);
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw storeError(
+            this.path,
+            `locked by another process for more than ${this.#lockWaitMs} ms (a lock ${this.#lockStaleMs} ms old is taken over; if no tokbind process uses this store, remove ${this.path}.lock)`,
+            { field: 'lock' },
+          );
+        }
+        // Jittered, growing waits: racers do not wake together.
+        await sleep(Math.min(left, Math.min(200, 5 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random())));
+      }
+    }
+    try {
+      return await task(() => compromised);
+    } finally {
+      await release().catch(() => {});
+    }
   }
 
   #load(): Promise<Map<string, StoredKey>> {
@@ -202,14 +285,14 @@ export class FileKeyStore implements TokenBindingKeyStore {
     return parseKeyStore(this.path, text);
   }
 
-  async #write(keys: Map<string, StoredKey>): Promise<void> {
-    const file: KeyStoreFile = { tokbind: 'key-store', version: 1, keys: {} };
+  async #write(keys: Map<string, StoredKey>, isCompromised: () => Error | undefined): Promise<void> {
+    // Null-prototype records: a scope named `__proto__` or `constructor` stays data.
+    const file: KeyStoreFile = { tokbind: 'key-store', version: 1, keys: Object.create(null) as KeyStoreFile['keys'] };
     for (const [id, stored] of keys) {
       const space = id.indexOf(' ');
       const scope = id.slice(space + 1);
       const name = id.slice(0, space) as KeyParametersName;
-      // A null-prototype record: a scope named `__proto__` stays data.
-      file.keys[scope] ??= Object.create(null) as KeyStoreFile['keys'][string];
+      if (!Object.hasOwn(file.keys, scope)) file.keys[scope] = Object.create(null) as KeyStoreFile['keys'][string];
       file.keys[scope]![name] = { created: stored.created, jwk: stored.jwk };
     }
     const dir = dirname(this.path);
@@ -224,6 +307,9 @@ export class FileKeyStore implements TokenBindingKeyStore {
       } finally {
         await handle.close();
       }
+      // The lock was lost (this process stalled past the stale time): another writer may hold it.
+      const lost = isCompromised();
+      if (lost !== undefined) throw new Error(`lost the lock: ${lost.message}`);
       await rename(temp, this.path);
     } catch (err) {
       await unlink(temp).catch(() => {});

@@ -28,3 +28,14 @@ export {
   type ConnectionState,
   type IneligibleReason,
 } from './connection.js';
+export {
+  PROXY_PROTOCOL_DEFAULT_TIMEOUT_MS,
+  PROXY_PROTOCOL_V1_MAX_BYTES,
+  PROXY_PROTOCOL_V2_MAX_BYTES,
+  acceptProxyProtocol,
+  frameProxyProtocolHeader,
+  getProxiedPeer,
+  parseProxyProtocolHeader,
+  type ProxiedPeer,
+  type ProxyProtocolOptions,
+} from './proxy-protocol.js';

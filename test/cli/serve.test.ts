@@ -151,7 +151,7 @@ test('unreadable certificate files and a busy port exit 1', async (t) => {
   const running = await start([]);
   try {
     t.is(await serve(['--port', String(running.port)], io()), ExitCode.failure);
-    t.regex(err.join(''), /EADDRINUSE/);
+    t.regex(err.join(''), new RegExp(`tokbind serve: 127\\.0\\.0\\.1:${running.port} is in use: pick another with --port N or PORT=N \\(0 picks a free one\\)`));
   } finally {
     await running.stop();
   }

@@ -21,8 +21,10 @@ const names = (list: readonly number[] | null) => (list ?? [0, 1, 2]).map((k) =>
 
 for (const c of serverCases) {
   test(`vector ${c.id}`, async (t) => {
-    const { code, stdout } = await run(['--ekm', c.ekm!, '--key-parameters', names(c.negotiatedKeyParameters), c.header]);
-    const line = JSON.parse(stdout) as Line;
+    const { code, stdout, stderr } = await run(['--ekm', c.ekm!, '--key-parameters', names(c.negotiatedKeyParameters), c.header]);
+    // Accepted on stdout, rejected on stderr: never both.
+    t.is(c.expect.accept ? stderr : stdout, '');
+    const line = JSON.parse(c.expect.accept ? stdout : stderr) as Line;
     t.is(line.ok, c.expect.accept!);
     t.is(code, c.expect.accept ? ExitCode.ok : ExitCode.failure);
     if (!line.ok) {
@@ -51,7 +53,8 @@ test('the default accepts all three key parameters; --key-parameters narrows it'
   t.is((await run(['--ekm', rsa.ekm!, rsa.header])).code, ExitCode.ok);
   const narrowed = await run(['--ekm', rsa.ekm!, '--key-parameters', 'ecdsap256', rsa.header]);
   t.is(narrowed.code, ExitCode.failure);
-  t.is((JSON.parse(narrowed.stdout) as Line).error!.code, 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
+  t.is(narrowed.stdout, '');
+  t.is((JSON.parse(narrowed.stderr) as Line).error!.code, 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
 });
 
 test('--batch: one result line per input line, bad lines coded, exit 1 when any line fails', async (t) => {

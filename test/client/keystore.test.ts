@@ -170,3 +170,64 @@ test('FileKeyStore: a directory or an unreadable path is ERR_TB_KEY_STORE', asyn
   const writeErr = await t.throwsAsync(() => inMissingDir.getOrCreateKey('example.com', 'ecdsap256'));
   t.true(isTokenBindingError(writeErr, 'ERR_TB_KEY_STORE'));
 });
+
+test('FileKeyStore: scopes __proto__, constructor and other Object.prototype names are data, persisted, nothing polluted', async (t) => {
+  const path = join(await tempDir(t), 'keys.json');
+  const scopes = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+  const store = new FileKeyStore(path);
+  const made = new Map<string, Uint8Array>();
+  for (const scope of scopes) made.set(scope, (await store.getOrCreateKey(scope, 'ecdsap256')).id.raw);
+  // Nothing reached Object.prototype or Object itself.
+  t.is(({} as Record<string, unknown>)['ecdsap256'], undefined);
+  t.is((Object as unknown as Record<string, unknown>)['ecdsap256'], undefined);
+  t.is(typeof ({} as { toString: unknown }).toString, 'function');
+  // Persisted: the file names every scope, and a fresh store reads each key back.
+  const text = await readFile(path, 'utf8');
+  const file = JSON.parse(text) as { keys: Record<string, unknown> };
+  t.deepEqual(Object.keys(file.keys).sort(), [...scopes].sort());
+  const again = new FileKeyStore(path);
+  for (const scope of scopes) t.deepEqual((await again.getKey(scope, 'ecdsap256'))?.id.raw, made.get(scope), scope);
+  t.deepEqual((await again.list()).map((e) => e.scope).sort(), [...scopes].sort());
+  // The same through the memory store.
+  const memory = new MemoryKeyStore();
+  const proto = await memory.getOrCreateKey('__proto__', 'ecdsap256');
+  t.is(await memory.getKey('__proto__', 'ecdsap256'), proto);
+  t.is(await memory.getKey('constructor', 'ecdsap256'), undefined);
+});
+
+test('FileKeyStore.ensureKey says whether it created the key; concurrent callers get one key, one creator', async (t) => {
+  const path = join(await tempDir(t), 'keys.json');
+  const [a, b] = [new FileKeyStore(path), new FileKeyStore(path)];
+  const results = await Promise.all([a.ensureKey('example.com', 'ecdsap256'), b.ensureKey('example.com', 'ecdsap256'), a.ensureKey('example.com', 'ecdsap256')]);
+  t.is(results.filter((r) => r.created).length, 1);
+  for (const r of results) t.deepEqual(r.key.id.raw, results[0]!.key.id.raw);
+  t.false((await new FileKeyStore(path).ensureKey('example.com', 'ecdsap256')).created);
+});
+
+test('FileKeyStore: a lock left by a crashed writer is taken over once stale; a live lock is waited for, boundedly', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'keys.json');
+  const { mkdir, utimes } = await import('node:fs/promises');
+  // A fresh lock (as a live writer holds it): the bounded wait ends in ERR_TB_KEY_STORE naming the lock.
+  await mkdir(`${path}.lock`);
+  const err = await t.throwsAsync(() => new FileKeyStore(path, { lockWaitMs: 300 }).getOrCreateKey('example.com', 'ecdsap256'));
+  t.true(isTokenBindingError(err, 'ERR_TB_KEY_STORE'));
+  t.regex(err!.message, /locked by another process for more than 300 ms .*remove .*keys\.json\.lock/);
+  await t.throwsAsync(() => new FileKeyStore(path, { lockWaitMs: 0 }).init());
+  // The same lock 11 s old (its writer stopped refreshing it): taken over, the key written, the lock gone.
+  const old = new Date(Date.now() - 11_000);
+  await utimes(`${path}.lock`, old, old);
+  const key = await new FileKeyStore(path, { lockWaitMs: 300 }).getOrCreateKey('example.com', 'ecdsap256');
+  t.deepEqual((await new FileKeyStore(path).getKey('example.com', 'ecdsap256'))?.id.raw, key.id.raw);
+  t.deepEqual(await readdir(dir), ['keys.json']);
+  // Options are checked.
+  t.throws(() => new FileKeyStore(path, { lockWaitMs: -1 }), { instanceOf: TypeError });
+  t.throws(() => new FileKeyStore(path, { lockStaleMs: 100 }), { instanceOf: TypeError });
+});
+
+test('FileKeyStore: a store in a directory that does not exist says so', async (t) => {
+  const path = join(await tempDir(t), 'no', 'such', 'keys.json');
+  const err = await t.throwsAsync(() => new FileKeyStore(path).getOrCreateKey('example.com', 'ecdsap256'));
+  t.true(isTokenBindingError(err, 'ERR_TB_KEY_STORE'));
+  t.regex(err!.message, /the directory .*no\/such does not exist/);
+});

@@ -71,11 +71,15 @@ const plugin: FastifyPluginCallback<TokenBindingAdapterOptions, RawServerBase> =
  * `application/problem+json` before any route runs. Built with fastify-plugin: registered at the
  * root it applies to every route; registered inside a scope it applies to that scope.
  *
- * With tokbind's `createServer` as the `serverFactory`, the server's verdict is reused, not
- * recomputed (only `required` is applied again). With Fastify's own `https` option (and
- * `http2: true`), the connection's facts are taken from `request.raw.socket` — for HTTP/2 from the
- * session — on its first request; such a server does not refuse TLS 1.2 renegotiation unless
- * `https.secureOptions` includes `SSL_OP_NO_RENEGOTIATION`, and cannot inspect the ClientHello.
+ * Every option is this registration's own. With tokbind's `createServer` as the `serverFactory`
+ * (or `attachTokenBinding(app.server)` before `listen`), the server's verdict is reused when it
+ * was reached under the same `keyParameters`, `maxHeaderLength` and `backend`, with this
+ * registration's `required` and `onInvalid` applied again; otherwise the header is verified under
+ * these options. With Fastify's own `https` option (and `http2: true`), the connection's facts are
+ * taken from `request.raw.socket` — for HTTP/2 from the session — on its first request, without
+ * fixing this scope's options for another; such a server does not see WebSocket upgrades, does
+ * not refuse TLS 1.2 renegotiation unless `https.secureOptions` includes
+ * `SSL_OP_NO_RENEGOTIATION`, and cannot inspect the ClientHello (`attachTokenBinding` does).
  *
  * @example
  * ```ts

@@ -92,7 +92,35 @@ export interface ResolvedTokenBindingOptions {
   readonly onRejectStream: TokenBindingServerOptions['onRejectStream'] | undefined;
 }
 
-const memo = new WeakMap<object, ResolvedTokenBindingOptions>();
+/**
+ * Resolved options per input object, with a shallow copy of what was read from it: an object the
+ * caller changed since (a second route configured from the same object) is resolved again, never
+ * answered with what its earlier contents resolved to.
+ */
+type Seen = { readonly [K in keyof TokenBindingServerOptions]-?: TokenBindingServerOptions[K] | undefined };
+const memo = new WeakMap<object, { readonly resolved: ResolvedTokenBindingOptions; readonly seen: Seen; readonly names: readonly unknown[] | undefined }>();
+
+/** Written out, not a loop over key names: this runs on every call with raw options. */
+function unchanged(options: TokenBindingServerOptions, seen: Seen, names: readonly unknown[] | undefined): boolean {
+  if (
+    options.keyParameters !== seen.keyParameters ||
+    options.required !== seen.required ||
+    options.maxHeaderLength !== seen.maxHeaderLength ||
+    options.maxDistinctMessages !== seen.maxDistinctMessages ||
+    options.backend !== seen.backend ||
+    options.onInvalid !== seen.onInvalid ||
+    options.inspectClientHello !== seen.inspectClientHello ||
+    options.onReject !== seen.onReject ||
+    options.onRejectStream !== seen.onRejectStream
+  ) {
+    return false;
+  }
+  const now = options.keyParameters;
+  if (now === undefined || names === undefined) return now === undefined && names === undefined;
+  if (now.length !== names.length) return false;
+  for (let i = 0; i < names.length; i++) if (now[i] !== names[i]) return false;
+  return true;
+}
 
 function positiveInteger(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -110,7 +138,7 @@ function optionalFunction<T>(value: T | undefined, name: string): T | undefined 
 /**
  * Validates Token Binding server options and fills in the defaults. Called once per server;
  * `verifyTokenBindingHeader` also memoizes it per options object, so adapters may pass the
- * raw options on every request.
+ * raw options on every request (an object changed since is resolved again).
  *
  * @throws {TypeError} for an unknown key parameters name or an option of the wrong type
  * @example
@@ -124,7 +152,7 @@ export function resolveTokenBindingOptions(
   if (options === null || typeof options !== 'object') throw new TypeError('tokenBinding options must be an object');
   if (RESOLVED in options) return options;
   const cached = memo.get(options);
-  if (cached !== undefined) return cached;
+  if (cached !== undefined && unchanged(options, cached.seen, cached.names)) return cached.resolved;
 
   const names = options.keyParameters ?? ['ecdsap256'];
   if (!Array.isArray(names) || names.length === 0) {
@@ -159,6 +187,8 @@ export function resolveTokenBindingOptions(
     onReject: optionalFunction(options.onReject, 'onReject'),
     onRejectStream: optionalFunction(options.onRejectStream, 'onRejectStream'),
   });
-  memo.set(options, resolved);
+  const { keyParameters: kp, required, maxHeaderLength, maxDistinctMessages, onInvalid: oi, inspectClientHello, onReject, onRejectStream } = options;
+  const seen = { keyParameters: kp, required, maxHeaderLength, maxDistinctMessages, backend, onInvalid: oi, inspectClientHello, onReject, onRejectStream };
+  memo.set(options, { resolved, seen, names: kp === undefined ? undefined : [...kp] });
   return resolved;
 }

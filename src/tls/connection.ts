@@ -156,7 +156,7 @@ function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): Conne
     });
     negotiatedKeyParameters = selected === null ? [] : selected.keyParameters;
   } else {
-    negotiatedKeyParameters = [...configured];
+    negotiatedKeyParameters = configured;
   }
 
   return Object.freeze({
@@ -166,7 +166,12 @@ function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): Conne
     eligible,
     ...(ineligibleReason === undefined ? {} : { ineligibleReason }),
     clientHello,
-    negotiatedKeyParameters: negotiatedKeyParameters === null ? null : Object.freeze([...negotiatedKeyParameters]),
+    // A frozen configured list is kept as is: the server that configured it then finds its own
+    // array here, and acceptedKeyParameters answers it without comparing (the per-request path).
+    negotiatedKeyParameters:
+      negotiatedKeyParameters === null || (negotiatedKeyParameters === configured && Object.isFrozen(configured))
+        ? negotiatedKeyParameters
+        : Object.freeze([...negotiatedKeyParameters]),
   });
 }
 
@@ -175,6 +180,15 @@ const selections = new WeakMap<ConnectionFacts, Map<readonly number[], readonly 
 
 const NONE: readonly number[] = Object.freeze([]);
 const MAX_SELECTIONS = 8;
+
+function isSubset(a: readonly number[], b: readonly number[]): boolean {
+  outer: for (let i = 0; i < a.length; i++) {
+    const k = a[i];
+    for (let j = 0; j < b.length; j++) if (b[j] === k) continue outer;
+    return false;
+  }
+  return true;
+}
 
 /**
  * The key parameters a provided binding may use on this connection **for one caller** with its own
@@ -200,15 +214,10 @@ export function acceptedKeyParameters(facts: ConnectionFacts, keyParameters: rea
   if (!facts.eligible) return NONE;
   const negotiated = facts.negotiatedKeyParameters;
   if (negotiated !== null) {
-    // The common case (the server's own list, or one it narrowed): no allocation.
-    let subset = true;
-    for (let i = 0; i < negotiated.length; i++) {
-      if (!keyParameters.includes(negotiated[i]!)) {
-        subset = false;
-        break;
-      }
-    }
-    return subset ? negotiated : Object.freeze(negotiated.filter((k) => keyParameters.includes(k)));
+    if (negotiated === keyParameters) return negotiated;
+    // The common case (the server's own list, or one it narrowed): no allocation. Plain loops:
+    // this runs on every request, and these lists hold one to three entries.
+    return isSubset(negotiated, keyParameters) ? negotiated : Object.freeze(negotiated.filter((k) => keyParameters.includes(k)));
   }
   const offer = facts.clientHello?.tokenBinding;
   if (offer == null) return keyParameters;

@@ -116,3 +116,23 @@ test('alternating configurations on one value cost one verification each, not on
   t.is(backends[4]!.calls, 1);
   t.is(conn.state!.distinct, 1, 'one value, one slot, whatever the number of configurations');
 });
+
+test('one options object changed between two callers: the second gets its own resolution, not the memo of the first', (t) => {
+  const shared: { keyParameters: ('ecdsap256' | 'rsa2048_pss')[]; required?: boolean } = { keyParameters: ['ecdsap256'] };
+  const first = resolveTokenBindingOptions(shared);
+  t.is(resolveTokenBindingOptions(shared), first, 'unchanged: memoized');
+  shared.keyParameters = ['rsa2048_pss'];
+  const second = resolveTokenBindingOptions(shared);
+  t.deepEqual(second.keyParameters, [1]);
+  t.deepEqual(first.keyParameters, [2]);
+  shared.keyParameters[0] = 'ecdsap256'; // edited in place
+  t.deepEqual(resolveTokenBindingOptions(shared).keyParameters, [2]);
+  shared.required = true;
+  t.true(resolveTokenBindingOptions(shared).required);
+  // Through verification with the raw object, as adapters may pass it.
+  const conn = connection(null);
+  shared.keyParameters = ['ecdsap256'];
+  t.not(verifyTokenBindingHeader(ecHeader, conn, shared), null);
+  shared.keyParameters = ['rsa2048_pss'];
+  code(t, () => verifyTokenBindingHeader(ecHeader, conn, shared), 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
+});

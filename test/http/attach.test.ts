@@ -280,3 +280,56 @@ test.serial("renegotiation is refused on an attached server: the connection is c
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test.serial('a connection accepted before attachTokenBinding is verified with facts taken at its first request', async (t) => {
+  const server = https.createServer({ key: tlsKey, cert }, (req, res) => res.end(JSON.stringify({ tb: req.tokenBinding ?? 'unset' })));
+  const listening = await listen(server);
+  const conn = await openConnection(listening.port, { tls: 'TLSv1.3' });
+  try {
+    t.is(JSON.parse((await conn.request('/')).body).tb, 'unset', 'not attached yet');
+    attachTokenBinding(server);
+    const res = await conn.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: conn.ekm }) });
+    t.like(JSON.parse(res.body).tb, { provided: { keyParameters: 'ecdsap256' } });
+    t.is((await conn.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: new Uint8Array(32) }) })).status, 400);
+  } finally {
+    await conn.close();
+    await listening.close();
+  }
+});
+
+test.serial("Fastify's own https server: attachTokenBinding(app.server) covers WebSocket upgrades, the plugin reuses the verdict", async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { tokenBinding: fastifyTokenBinding } = await import('../../src/adapters/fastify.js');
+  const app = Fastify({ https: { key: tlsKey, cert }, forceCloseConnections: true });
+  attachTokenBinding(app.server, { required: true });
+  await app.register(fastifyTokenBinding, { required: true });
+  app.get('/', async (request) => ({ kp: request.tokenBinding?.provided.keyParameters ?? null }));
+  const upgraded: unknown[] = [];
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    upgraded.push(req.tokenBinding);
+    socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('not listening on TCP');
+  const conn = await openConnection(address.port, { tls: 'TLSv1.3' });
+  const ws = await connectTls(address.port, { ALPNProtocols: ['http/1.1'] });
+  const refused = await connectTls(address.port, { ALPNProtocols: ['http/1.1'] });
+  try {
+    const { events } = await collectVerifyEvents(async () => {
+      const res = await conn.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: conn.ekm }) });
+      t.deepEqual(JSON.parse(res.body), { kp: 'ecdsap256' });
+    });
+    t.is(events.length, 1);
+    t.regex(await raw(refused, wsUpgrade('').request, /\}$/), /^HTTP\/1\.1 400 [^]*"code":"ERR_TB_HEADER_MISSING"/);
+    const header = createSecTokenBindingHeader({ provided: key, ekm: clientEkm(ws) });
+    t.regex(await raw(ws, wsUpgrade(`Sec-Token-Binding: ${header}\r\n`).request, /\r\n\r\n$/), /^HTTP\/1\.1 101 /);
+    t.is(upgraded.length, 1);
+    t.not(upgraded[0], null);
+  } finally {
+    ws.destroy();
+    refused.destroy();
+    await conn.close();
+    await app.close();
+  }
+});

@@ -114,13 +114,19 @@ const invokedDirectly = process.argv[1] !== undefined && import.meta.url === (aw
 
 if (invokedDirectly) {
   const io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  // A `--workers` worker's IPC channel to its primary would keep it alive after its command ends.
+  const done = (): void => {
+    if (process.connected) process.disconnect();
+  };
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;
+      done();
     },
     (err: unknown) => {
       writeLine(process.stderr, `tokbind: ${err instanceof Error ? err.message : String(err)}`);
       process.exitCode = ExitCode.failure;
+      done();
     },
   );
 }

@@ -2,9 +2,7 @@
  * `tokbind serve`: a binding-aware HTTPS server to try clients against — `GET /whoami` answers
  * with the request's verified Token Binding, `GET /metrics` with the Prometheus text.
  */
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseKeyParameters } from '../codec/keyparams.js';
 import { formatPrometheusMetrics } from '../http/metrics.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
@@ -12,9 +10,10 @@ import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
 import { sendProblem } from '../http/problem.js';
-import { defineCommand, listenFailure, oneStdin, serverOptions } from './args.js';
+import { defineCommand, oneStdin, serverOptions } from './args.js';
 import { loadCertificateAndKey } from './tls-files.js';
-import { ExitCode, UsageError, reportError, untilStopped, writeLine } from './io.js';
+import { UsageError, reportError } from './io.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -53,6 +52,7 @@ export const serve = defineCommand(
       'Prints "listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
     options: {
       ...serverOptions,
+      ...clusterOptions,
       cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
       key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
       'key-parameters': {
@@ -94,12 +94,19 @@ export const serve = defineCommand(
     }
     if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
     oneStdin({ '--cert': values.cert, '--key': values.key });
+    const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+    if (isClusterPrimary(values)) {
+      if (values.cert === '-' || values.key === '-') throw new UsageError('--workers cannot read --cert/--key from stdin (each worker reads the files)');
+      // Workers share one self-signed certificate (made here), so every connection presents the same.
+      const shared = values.cert === undefined ? { tls: selfSigned() } : {};
+      return runWorkers({ command: 'serve', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
     let tls: { key: string | Buffer; cert: string | Buffer };
     try {
       tls =
         values.cert !== undefined && values.key !== undefined
           ? await loadCertificateAndKey(values.cert, values.key, io)
-          : createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+          : (sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned());
     } catch (err) {
       return reportError(io, err);
     }
@@ -117,33 +124,15 @@ export const serve = defineCommand(
     }
     // Handshakes that fail (scanners, untrusting clients) are the client's problem, not ours.
     server.on('tlsClientError', () => {});
-    const failure = await new Promise<Error | null>((resolve) => {
-      const onError = (err: Error): void => {
-        server.off('listening', onListening);
-        resolve(err);
-      };
-      const onListening = (): void => {
-        server.off('error', onError);
-        resolve(null);
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen(values.port, values.host);
+    return listenAndServe({
+      command: 'serve',
+      server,
+      scheme: 'https',
+      host: values.host,
+      port: values.port,
+      proxyProtocol: values['proxy-protocol'],
+      io,
+      signal,
     });
-    if (failure !== null) {
-      writeLine(io.stderr, listenFailure('serve', values.host, values.port, failure));
-      return ExitCode.failure;
-    }
-    const { port } = server.address() as AddressInfo;
-    const host = values.host.includes(':') ? `[${values.host}]` : values.host;
-    // Listen for SIGINT/SIGTERM before saying so: whoever reads the line may signal at once.
-    const stopped = untilStopped(signal);
-    writeLine(io.stdout, `listening on https://${host}:${port}`);
-    await stopped;
-    const closed = once(server, 'close');
-    server.close();
-    server.closeAllConnections();
-    await closed;
-    return ExitCode.ok;
   },
 );

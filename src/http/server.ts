@@ -71,10 +71,23 @@ interface Judgement {
   readonly verdict: TokenBindingResult | null;
 }
 
-const judgements = new WeakMap<object, Judgement>();
+/**
+ * Kept on the request (or stream) object under a symbol, not in a WeakMap: this is written for
+ * every request, and a WeakMap entry per short-lived key costs microseconds of ephemeron work
+ * under load, a property ~10 ns.
+ */
+const JUDGEMENT = Symbol('tokbind.judgement');
 
-function judgementKey(req: IncomingMessage | Http2ServerRequest): object {
-  return 'stream' in req ? req.stream : req;
+interface Judged {
+  [JUDGEMENT]?: Judgement;
+}
+
+function judgementTarget(req: IncomingMessage | Http2ServerRequest): Judged {
+  return ('stream' in req ? req.stream : req) as Judged;
+}
+
+function judgementOf(target: object): Judgement | undefined {
+  return (target as Judged)[JUDGEMENT];
 }
 
 /**
@@ -155,8 +168,8 @@ export function connectionContext(connection: TLSSocket | ServerHttp2Session): T
 export function getTokenBinding(target: IncomingMessage | Http2ServerRequest | ServerHttp2Stream): TokenBindingResult | null {
   if (target === null || typeof target !== 'object') throw new TypeError('expected a request or an HTTP/2 stream');
   if ('tokenBinding' in target) return target.tokenBinding ?? null;
-  if ('stream' in target) return judgements.get(target.stream)?.verdict ?? null;
-  return judgements.get(target)?.verdict ?? null;
+  if ('stream' in target) return judgementOf(target.stream)?.verdict ?? null;
+  return judgementOf(target)?.verdict ?? null;
 }
 
 /**
@@ -281,14 +294,14 @@ function decide(outcome: TokenBindingResult | null | TokenBindingError, options:
 
 /** Verifies the values on a connection and keeps the judgement with the request or stream. */
 function judge(
-  key: object,
+  target: Judged,
   values: string[] | undefined,
   connection: TLSSocket | ServerHttp2Session | undefined,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
   const outcome = evaluateValues(values, connection, options);
   const verdict = decide(outcome, options);
-  judgements.set(key, { options, values, outcome, verdict: verdict instanceof TokenBindingError ? null : verdict });
+  target[JUDGEMENT] = { options, values, outcome, verdict: verdict instanceof TokenBindingError ? null : verdict };
   return verdict;
 }
 
@@ -313,7 +326,7 @@ export function verifyRequest(
   if (spoofed) stripRequest(req);
   if ('stream' in req) stripCompatTrailers(req);
   else if (chunked) stripTrailersAtEnd(req);
-  return judge(judgementKey(req), values, connectionOf(req), options);
+  return judge(judgementTarget(req), values, connectionOf(req), options);
 }
 
 /**
@@ -330,7 +343,7 @@ export function verifyRequestAs(
   req: IncomingMessage | Http2ServerRequest,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
-  const known = judgements.get(judgementKey(req));
+  const known = judgementOf(judgementTarget(req));
   if (known === undefined) return verifyRequest(req, options);
   if (known.values === undefined) {
     return options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Token-Binding' }) : null;
@@ -373,7 +386,7 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
         const req = a as IncomingMessage | Http2ServerRequest;
         if (isHttp2Request(req)) {
           // Verified (and stripped) when its stream arrived; rejected streams never get here.
-          req.tokenBinding = judgements.get(req.stream)?.verdict ?? null;
+          req.tokenBinding = judgementOf(req.stream)?.verdict ?? null;
           break;
         }
         if (event === 'request' && verifiedEarly.has(req)) break;
@@ -487,7 +500,7 @@ function verifyStream(
   const { values, spoofed } = scanHeaders(rawHeaders);
   if (spoofed) removeTtrp([headers], rawHeaders);
   if (!stream.endAfterHeaders) stripStreamTrailers(stream);
-  const verdict = judge(stream, values, stream.session as ServerHttp2Session | undefined, options);
+  const verdict = judge(stream as Judged, values, stream.session as ServerHttp2Session | undefined, options);
   if (verdict instanceof TokenBindingError) {
     if (options.onRejectStream !== undefined) options.onRejectStream(stream, headers, verdict);
     else sendStreamProblem(stream, verdict);

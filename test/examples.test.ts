@@ -13,6 +13,10 @@ import { createSecTokenBindingHeader, generateTokenBindingKey } from '../src/cry
 import * as expressExample from '../examples/express.js';
 import * as fastifyExample from '../examples/fastify.js';
 import * as nodeExample from '../examples/node-https.js';
+import * as sessionExpressExample from '../examples/session-express.js';
+import * as sessionFastifyExample from '../examples/session-fastify.js';
+import * as tokenClientExample from '../examples/token-client.js';
+import * as tokenServerExample from '../examples/token-server.js';
 import { testCertificate } from './_tls.js';
 import { openConnection } from './adapters/_client.js';
 
@@ -89,3 +93,83 @@ for (const example of examples) {
     }
   });
 }
+
+interface SessionReply {
+  readonly status: number;
+  readonly json: Record<string, unknown>;
+  readonly cookie: string | undefined;
+}
+
+function call(url: string, agent: https.Agent | false, options: { cookie?: string | undefined; user?: string } = {}): Promise<SessionReply> {
+  const body = options.user === undefined ? undefined : JSON.stringify({ user: options.user });
+  const headers: Record<string, string> = {};
+  if (options.cookie !== undefined) headers['cookie'] = options.cookie;
+  if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+  return new Promise((resolve, reject) => {
+    https
+      .request(url, { method: body === undefined ? 'GET' : 'POST', agent, ca: testCertificate.ca, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const cookie = (res.headers['set-cookie'] ?? []).map((l) => l.split(';', 1)[0]!)[0];
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>, cookie });
+        });
+      })
+      .on('error', reject)
+      .end(body);
+  });
+}
+
+for (const [name, module] of [
+  ['session-express', sessionExpressExample],
+  ['session-fastify', sessionFastifyExample],
+] as const) {
+  test(`examples/${name}: login binds the session; a stolen cookie is refused and ends it; login needs a binding`, async (t) => {
+    const handle = await module.start({ key: testCertificate.key, cert: testCertificate.cert });
+    const victim = new TokenBindingAgent({ keyStore: new MemoryKeyStore(), ca: testCertificate.ca });
+    const thief = new TokenBindingAgent({ keyStore: new MemoryKeyStore(), ca: testCertificate.ca });
+    try {
+      const login = await call(`${handle.url}/login`, victim, { user: 'alice' });
+      t.deepEqual([login.status, login.json], [200, { user: 'alice' }]);
+      t.truthy(login.cookie);
+      t.deepEqual((await call(`${handle.url}/profile`, victim, { cookie: login.cookie })).json, { user: 'alice' });
+      const stolen = await call(`${handle.url}/profile`, thief, { cookie: login.cookie });
+      t.deepEqual([stolen.status, stolen.json['code']], [403, 'ERR_TB_SESSION_BINDING_MISMATCH']);
+      t.deepEqual((await call(`${handle.url}/profile`, victim, { cookie: login.cookie })).json, { error: 'not_logged_in' });
+      const again = await call(`${handle.url}/login`, victim, { user: 'alice' });
+      const missing = await call(`${handle.url}/profile`, false, { cookie: again.cookie });
+      t.deepEqual([missing.status, missing.json['code']], [401, 'ERR_TB_SESSION_BINDING_MISSING']);
+      const unbound = await call(`${handle.url}/login`, false, { user: 'alice' });
+      t.deepEqual([unbound.status, unbound.json], [401, { code: 'ERR_TB_SESSION_BINDING_MISSING' }]);
+      t.is((await call(`${handle.url}/login`, victim, { user: 'Not Valid' })).status, 400);
+    } finally {
+      victim.destroy();
+      thief.destroy();
+      await handle.close();
+    }
+  });
+}
+test('examples/token-server + token-client: tbh- and DPoP-bound tokens work for their client only', async (t) => {
+  const handle = await tokenServerExample.start({ key: testCertificate.key, cert: testCertificate.cert });
+  try {
+    for (const kind of ['tbh', 'jkt'] as const) {
+      const { token, me } = await tokenClientExample.callApi(handle.url, kind, { ca: testCertificate.ca });
+      t.deepEqual(me, { status: 200, body: { sub: 'alice', cnf: kind } }, kind);
+      const stolen = await tokenClientExample.callAsThief(handle.url, token, kind, { ca: testCertificate.ca });
+      t.is(stolen.status, 401, kind);
+      t.regex(stolen.challenge ?? '', kind === 'tbh' ? /^Bearer error="invalid_token"$/ : /^DPoP error="invalid_token", algs="ES256 /, kind);
+    }
+    // No Token Binding and no proof: nothing to bind a token to.
+    const refused = await new Promise<number>((resolve, reject) => {
+      const req = https.request(`${handle.url}/token`, { method: 'POST', ca: testCertificate.ca, servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    t.is(refused, 400);
+  } finally {
+    await handle.close();
+  }
+});

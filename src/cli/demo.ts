@@ -2,17 +2,16 @@
  * `tokbind demo` (what `npm start` runs): a binding-aware HTTPS server with a tiny login app, a
  * victim who logs in, and an attacker whose stolen cookie fails three ways. Then the server keeps
  * running for the user to poke at, until Ctrl-C; with `--once` it exits, 0 only if every step
- * behaved (CI runs it).
+ * behaved (CI runs it). `--serve` keeps the app running without the walkthrough.
  */
-import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createDemoApp } from '../demo/app.js';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
-import { createServer } from '../http/server.js';
+import { randomBytes } from 'node:crypto';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoServerOptions, type DemoSessionStore } from '../demo/server.js';
+import { announceListening, clusterOptions, isClusterPrimary, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
-import { ExitCode, untilStopped, writeLine, type CliIo } from './io.js';
+import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
 export const DEFAULT_DEMO_PORT = 8443;
@@ -28,6 +27,14 @@ export interface RunDemoOptions {
   readonly signal?: AbortSignal | undefined;
   /** The app to serve. Default: the demo app (`createDemoApp`). */
   readonly app?: RequestListener | undefined;
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined;
+  /** Default memory. */
+  readonly sessionStore?: DemoSessionStore | undefined;
+  /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
+  readonly serve?: boolean | undefined;
+  /** `--serve` only: certificate, session secret and PROXY protocol (see `startDemoServer`). */
+  readonly server?: Pick<DemoServerOptions, 'tls' | 'secret' | 'proxyProtocol'> | undefined;
 }
 
 interface Style {
@@ -67,27 +74,36 @@ function formatStep(step: DemoStep, style: Style): string[] {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app = createDemoApp().handler } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
   const style = styleFor(io);
   const started = performance.now();
-  const { key, cert } = createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
-  // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
-  const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
+  let server: DemoServer;
   try {
-    server.listen(port, '127.0.0.1');
-    await once(server, 'listening');
+    server = await startDemoServer({
+      port,
+      host,
+      ...options.server,
+      ...(sessionStore === undefined ? {} : { sessionStore }),
+      ...(app === undefined ? {} : { app }),
+    });
   } catch (err) {
-    writeLine(io.stderr, listenFailure('demo', '127.0.0.1', port, err as Error));
+    if (!(err instanceof DemoStartError)) throw err;
+    writeLine(io.stderr, err.listenError === undefined ? `tokbind demo: ${err.message}` : listenFailure('demo', host, port, err.listenError));
     return ExitCode.failure;
   }
-  const listening = (server.address() as AddressInfo).port;
-  const origin = `https://127.0.0.1:${listening}`;
+  const origin = server.url;
   try {
+    if (serve) {
+      const stopped = untilStopped(signal);
+      announceListening(io, origin, server.server);
+      await stopped;
+      return ExitCode.ok;
+    }
     writeLine(io.stdout, style.bold("tokbind demo: a session cookie bound to the client's Token Binding ID (RFC 8471, RFC 8473)"));
     writeLine(io.stdout, `server ${origin}  (self-signed certificate; POST /login, GET /profile, GET /whoami)`);
     writeLine(io.stdout, '');
     const { ok, steps } = await runDemoScenario(origin, {
-      ca: cert,
+      ca: server.cert,
       onStep: (step) => formatStep(step, style).forEach((line) => writeLine(io.stdout, line)),
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -105,27 +121,27 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
       writeLine(io.stdout, 'The server keeps running. Try:');
       writeLine(io.stdout, `  tokbind fetch ${origin}/whoami --insecure   ${style.dim('(in a clone: node dist/src/cli/main.js fetch …)')}`);
       writeLine(io.stdout, `  curl -k ${origin}/whoami   ${style.dim('(no Token Binding: "tokenBinding": null)')}`);
-      writeLine(io.stdout, `  openssl s_client -connect 127.0.0.1:${listening}`);
+      writeLine(io.stdout, `  openssl s_client -connect ${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`);
       writeLine(io.stdout, 'Ctrl-C to stop.');
       await stopped;
     }
     return ok ? ExitCode.ok : ExitCode.failure;
   } finally {
-    const closed = once(server, 'close');
-    server.close();
-    server.closeAllConnections();
-    await closed;
+    await server.close();
   }
 }
 
 /**
- * The `demo` command: `tokbind demo [--once] [--port N]`; the port comes from `--port`, else
- * `PORT`, else 8443 (0 picks a free one). `signal` stops a server left running, as Ctrl-C does.
+ * The `demo` command: `tokbind demo [--once | --serve] [--port N] [--host H]
+ * [--session-store memory|redis://HOST:PORT]`; the port comes from `--port`, else `PORT`, else
+ * 8443 (0 picks a free one). `--serve` runs the app without the walkthrough and prints
+ * `listening on https://HOST:PORT` when ready. `signal` stops a server left running, as Ctrl-C does.
  *
  * @example
  * ```sh
  * npm start                 # tokbind demo: the scenario, then the server stays up
  * PORT=0 npm start -- --once
+ * tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379
  * ```
  */
 export const demo = defineCommand(
@@ -133,14 +149,67 @@ export const demo = defineCommand(
     name: 'demo',
     summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
     description:
-      'Starts a binding-aware HTTPS server on 127.0.0.1 with a tiny login app (POST /login, GET /profile, GET /whoami), ' +
-      "logs a victim in, and shows the attacker's stolen cookie failing three ways. Then the server keeps running until Ctrl-C.",
+      'Starts a binding-aware HTTPS server with a tiny login app (POST /login with form field user, GET /profile, GET /whoami) ' +
+      'whose sessions are bound with tokbind/session, logs a victim in, and shows the attacker\'s stolen cookie failing. ' +
+      'Then the server keeps running until Ctrl-C. With --serve: the app alone, no walkthrough; prints ' +
+      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
     options: {
+      ...serverOptions,
       port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
       once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
+      serve: { type: 'boolean', description: 'serve the demo app without the walkthrough (not with --once)' },
+      'session-store': {
+        type: 'string',
+        placeholder: 'memory|redis://HOST:PORT',
+        default: 'memory',
+        description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
+      },
+      'session-secret': {
+        type: 'string',
+        env: 'TOKBIND_SESSION_SECRET',
+        placeholder: 'SECRET',
+        description: 'the session cookie signing secret, the same on every node sharing a store (default: random per process; prefer the environment variable to the command line)',
+      },
+      ...clusterOptions,
     },
-    exitCodes: { 0: 'every step behaved as expected', 1: 'a step did not, or the port cannot be bound (one line on stderr)' },
-    examples: ['tokbind demo', 'PORT=0 tokbind demo --once'],
+    exitCodes: {
+      0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
+      1: 'a step did not, the port cannot be bound, or the session store cannot be reached (one line on stderr)',
+    },
+    examples: [
+      'tokbind demo',
+      'PORT=0 tokbind demo --once',
+      'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
+      'TOKBIND_SESSION_SECRET=… tokbind demo --serve --workers auto --proxy-protocol --session-store redis://127.0.0.1:6379',
+    ],
   },
-  async ({ values }, io, signal) => runDemo({ io, port: values.port, once: values.once, signal }),
+  async ({ values }, io, signal) => {
+    if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
+    if (values.host === '') throw new UsageError('--host must not be empty');
+    let sessionStore: DemoSessionStore;
+    try {
+      sessionStore = parseDemoSessionStore(values['session-store']);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const scaled = values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined;
+    if (scaled && !values.serve) throw new UsageError('--workers, --proxy-protocol and --session-secret go with --serve');
+    if (isClusterPrimary(values)) {
+      // Every worker must accept every other's cookies and sessions: one store, one secret, one certificate.
+      if (sessionStore.kind === 'memory') throw new UsageError('--workers needs --session-store redis://HOST:PORT (memory sessions live in one process)');
+      const shared = {
+        tls: createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])], days: 30 }),
+        secret: values['session-secret'] ?? randomBytes(32).toString('base64url'),
+      };
+      return runWorkers({ command: 'demo', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
+    const shared = sharedFromPrimary<{ tls?: { key: string; cert: string }; secret?: string }>();
+    const secret = shared?.secret ?? values['session-secret'];
+    const server = {
+      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
+      ...(secret === undefined ? {} : { secret }),
+      proxyProtocol: values['proxy-protocol'],
+    };
+    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal, server });
+  },
 );

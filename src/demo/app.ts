@@ -5,37 +5,57 @@
  * cookie only on requests whose provided ID hashes the same. A stolen cookie is then worthless
  * without the private key it is bound to.
  *
+ * Built on tokbind/session over express-session (as a plain Node handler: no Express needed):
+ * `bindSession` on login, the `sessionBinding` middleware (policy `required`, stolen sessions
+ * destroyed) on every request. Any express-session store works (MemoryStore by default,
+ * connect-redis for `--session-store redis://…`).
+ *
  * Mount it on tokbind's binding-aware server, which has already verified `Sec-Token-Binding`
  * (signature over this connection's EKM) before the app runs.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import session, { type Store } from 'express-session';
+import { isTokenBindingError } from '../errors.js';
+import { sendProblem } from '../http/problem.js';
 import { getTokenBinding } from '../http/server.js';
+import { bindSession, readSessionBinding, sessionBinding, sessionErrorStatus, type SessionBindingOptions } from '../session/index.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'sid';
 
-/** How the app answers a refused request: a stable `error` code and one line of why. */
+/**
+ * How the app answers a refused request of its own: a stable `error` code and one line of why.
+ * (Refused sessions and logins without a Token Binding are tokbind/session's `application/problem+json`.)
+ */
 export interface DemoAppError {
-  readonly error: 'binding_missing' | 'binding_mismatch' | 'not_logged_in' | 'invalid_user' | 'not_found' | 'method_not_allowed';
+  readonly error: 'not_logged_in' | 'invalid_user' | 'not_found' | 'method_not_allowed' | 'internal';
   readonly detail: string;
 }
 
-interface Session {
-  readonly user: string;
-  /** `tbh` of the provided Token Binding ID at login: base64url(SHA-256(TokenBindingID)). */
-  readonly tbh: string;
+/** Options of {@link createDemoApp}. */
+export interface DemoAppOptions {
+  /** Where sessions live. Default: a new express-session MemoryStore. */
+  readonly store?: Store;
+  /** The cookie signing secret. Default: 32 random bytes (cookies do not outlive the process). */
+  readonly secret?: string;
+  /** Default `{ policy: 'required' }` (stolen sessions destroyed). */
+  readonly binding?: SessionBindingOptions;
 }
 
-/** The app: a request handler and its session table (exposed for tests and the curious). */
+/** The app: a request handler and its session store (exposed for tests and the curious). */
 export interface DemoApp {
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Live sessions: session id → user and the `tbh` the session is bound to. */
-  readonly sessions: ReadonlyMap<string, Readonly<Session>>;
+  /** The express-session store: session id → `{ user, tokbind: { method, tbh, boundAt }, cookie }`. */
+  readonly store: Store;
 }
 
-/** A demo server left running must not grow without bound: the oldest session goes first. */
-const MAX_SESSIONS = 1000;
+interface DemoSession {
+  user?: string;
+}
+
+/** A demo server left running must not keep sessions forever: they expire after half an hour. */
+const SESSION_MAX_AGE_MS = 30 * 60 * 1000;
 const MAX_BODY_BYTES = 1024;
 const USER = /^[A-Za-z0-9_.-]{1,32}$/;
 
@@ -52,20 +72,6 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function refuse(res: ServerResponse, status: number, error: DemoAppError['error'], detail: string): void {
   send(res, status, { error, detail } satisfies DemoAppError);
-}
-
-function readCookie(req: IncomingMessage, name: string): string | undefined {
-  for (const pair of (req.headers.cookie ?? '').split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** `user` from `?user=`, or from a POST body: `user=alice` (form) or `{"user":"alice"}`. */
@@ -92,15 +98,18 @@ async function loginUser(req: IncomingMessage, url: URL): Promise<string | null>
 }
 
 /**
- * Creates the demo app (RFC 8473 §1's bound cookie):
+ * Creates the demo app (RFC 8473 §1's bound cookie, through tokbind/session):
  *
  * - `POST /login` (`user=alice`, form or JSON) or `GET /login?user=alice`: needs a verified
- *   Token Binding (401 `binding_missing` otherwise); creates a session bound to the provided
- *   ID's `tbh` and sets the `sid` cookie; answers `{"user","tbh"}`.
+ *   Token Binding (401 `ERR_TB_SESSION_BINDING_MISSING` otherwise); `bindSession` gives the
+ *   session a new id bound to the provided ID's `tbh` and sets the `sid` cookie; answers
+ *   `{"user","tbh"}`.
  * - `GET /profile`: 200 `{"user"}` only when the request's provided Token Binding ID is the one
- *   the session was bound to; 401 `not_logged_in` (no or unknown cookie), 401 `binding_missing`
- *   (the session is bound, the request carries no binding), 403 `binding_mismatch` (another ID).
- * - `GET /whoami`: what the server verified on this request, as `tokbind serve` answers it.
+ *   the session was bound to; 401 `not_logged_in` (no or unknown cookie). A bound session
+ *   presented with another ID is answered 403 `ERR_TB_SESSION_BINDING_MISMATCH`, with none 401
+ *   `ERR_TB_SESSION_BINDING_MISSING` (problem+json), and destroyed: a stolen cookie is a theft signal.
+ * - `GET /whoami`: what the server verified on this request, as `tokbind serve` answers it, and
+ *   how the session is bound (`"binding": "token-binding"` or null).
  *
  * @example
  * ```ts
@@ -109,48 +118,65 @@ async function loginUser(req: IncomingMessage, url: URL): Promise<string | null>
  * server.listen(8443, '127.0.0.1')
  * ```
  */
-export function createDemoApp(): DemoApp {
-  const sessions = new Map<string, Session>();
+export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
+  const { store = new session.MemoryStore(), secret = randomBytes(32).toString('base64url'), binding = { policy: 'required' } } = options;
+  // express-session and tokbind/session are connect-style: they run on the plain Node request.
+  type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+  const sessions = session({
+    name: SESSION_COOKIE,
+    secret,
+    store,
+    resave: false,
+    saveUninitialized: false,
+    cookie: { secure: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_MAX_AGE_MS },
+  }) as unknown as Middleware;
+  const checkBinding = sessionBinding(binding);
+  const run = (middleware: Middleware, req: IncomingMessage, res: ServerResponse): Promise<boolean> =>
+    new Promise((resolve, reject) => {
+      // A middleware that answers itself (a refused session) never calls next: resolve on finish too.
+      const onFinish = (): void => resolve(false);
+      res.once('finish', onFinish);
+      middleware(req, res, (err) => {
+        res.off('finish', onFinish);
+        if (err === undefined || err === null) resolve(true);
+        else reject(err as Error);
+      });
+    });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!(await run(sessions, req, res)) || !(await run(checkBinding, req, res))) return;
+    const data = (req as { session?: DemoSession & Record<string, unknown> }).session;
     const url = new URL(req.url ?? '/', 'https://demo.invalid');
-    const binding = getTokenBinding(req);
     switch (url.pathname) {
       case '/login': {
         if (req.method !== 'GET' && req.method !== 'POST') return refuse(res, 405, 'method_not_allowed', 'use POST or GET');
         const user = await loginUser(req, url);
         if (user === null || !USER.test(user)) return refuse(res, 400, 'invalid_user', 'user must be 1-32 of A-Z a-z 0-9 _ . -');
-        if (binding === null) return refuse(res, 401, 'binding_missing', 'log in over a Token Binding: the session is bound to it');
-        const sid = randomBytes(24).toString('base64url');
-        if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
-        sessions.set(sid, { user, tbh: binding.provided.hash });
-        return send(res, 200, { user, tbh: binding.provided.hash }, {
-          'set-cookie': `${SESSION_COOKIE}=${sid}; Path=/; Secure; HttpOnly; SameSite=Strict`,
-        });
+        let tbh: string;
+        try {
+          tbh = (await bindSession(req)).tbh as string;
+        } catch (err) {
+          if (isTokenBindingError(err)) return sendProblem(res, err, sessionErrorStatus(err.code));
+          throw err;
+        }
+        (req as { session?: DemoSession }).session!.user = user;
+        return send(res, 200, { user, tbh });
       }
       case '/profile': {
         if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method_not_allowed', 'use GET');
-        const sid = readCookie(req, SESSION_COOKIE);
-        const session = sid === undefined ? undefined : sessions.get(sid);
-        if (session === undefined) return refuse(res, 401, 'not_logged_in', 'no session: POST /login first');
-        if (binding === null) {
-          return refuse(res, 401, 'binding_missing', 'the session is bound to a Token Binding ID; the request carries none');
-        }
-        if (!sameHash(binding.provided.hash, session.tbh)) {
-          return refuse(res, 403, 'binding_mismatch', 'the cookie is bound to another Token Binding ID');
-        }
-        return send(res, 200, { user: session.user });
+        if (data?.user === undefined) return refuse(res, 401, 'not_logged_in', 'no session: POST /login first');
+        return send(res, 200, { user: data.user });
       }
       case '/whoami':
         if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method_not_allowed', 'use GET');
-        return send(res, 200, { tokenBinding: binding });
+        return send(res, 200, { tokenBinding: getTokenBinding(req), binding: readSessionBinding(data)?.method ?? null });
       default:
         return refuse(res, 404, 'not_found', 'try POST /login, GET /profile, GET /whoami');
     }
   }
 
   return {
-    sessions,
+    store,
     handler(req, res) {
       route(req, res).catch((err: unknown) => {
         if (!res.headersSent) send(res, 500, { error: 'internal', detail: 'the demo app failed' });

@@ -17,9 +17,9 @@ export interface DemoStep {
   readonly actor: 'victim' | 'attacker';
   /** What was sent, in a few words. */
   readonly action: string;
-  /** What came back, in a few words (`403 binding_mismatch`, `200 {"user":"alice"}`). */
+  /** What came back, in a few words (`403 ERR_TB_SESSION_BINDING_MISMATCH`, `200 {"user":"alice"}`). */
   readonly outcome: string;
-  /** What the step expects (`403 binding_mismatch`). */
+  /** What the step expects (`403 ERR_TB_SESSION_BINDING_MISMATCH`). */
   readonly expected: string;
   /** Why the server answered as it did, when it answered as expected. */
   readonly why: string;
@@ -102,7 +102,7 @@ function request(url: URL, tls: https.RequestOptions, timeoutMs: number, options
   });
 }
 
-/** `403 binding_mismatch`, `400 ERR_TB_SIGNATURE_INVALID`, or `200 {"user":"alice"}`. */
+/** `403 ERR_TB_SESSION_BINDING_MISMATCH`, `401 not_logged_in`, or `200 {"user":"alice"}`. */
 function summarize(x: Exchange): string {
   const label = x.json?.['code'] ?? x.json?.['error'];
   if (typeof label === 'string') return `${x.status} ${label}`;
@@ -128,11 +128,16 @@ function sessionCookie(headers: IncomingHttpHeaders): string | undefined {
  *
  * 1. victim (a `TokenBindingAgent`): `POST /login` → 200 and a cookie bound to its ID's `tbh`;
  * 2. victim: `GET /profile` with the cookie and its binding → 200 `{"user"}`;
- * 3. attacker, stolen cookie, its own key → 403 `binding_mismatch`;
- * 4. attacker, stolen cookie, no Token Binding → 401 `binding_missing`;
- * 5. attacker, stolen cookie and the victim's captured `Sec-Token-Binding` on a new connection
+ * 3. attacker, stolen cookie and the victim's captured `Sec-Token-Binding` on a new connection
  *    (a plain https request) → 400 `ERR_TB_SIGNATURE_INVALID`: the signature covers the EKM of
- *    the victim's connection (RFC 8471 §3.3), which this one does not share.
+ *    the victim's connection (RFC 8471 §3.3), which this one does not share; the request never
+ *    reaches the session;
+ * 4. attacker, stolen cookie, its own key → 403 `ERR_TB_SESSION_BINDING_MISMATCH`, and the
+ *    server destroys the session (a stolen cookie is a theft signal);
+ * 5. victim: `GET /profile` → 401 `not_logged_in`: its session is gone;
+ * 6. victim: `POST /login` again → 200 and a new bound cookie;
+ * 7. attacker, the new cookie stolen, no Token Binding → 401 `ERR_TB_SESSION_BINDING_MISSING`
+ *    (destroyed too).
  *
  * Every step is checked; the result is `ok` only when all behaved. Never throws for a server
  * that misbehaves or does not answer: that step fails.
@@ -178,25 +183,28 @@ export async function runDemoScenario(url: string | URL, options: DemoScenarioOp
   try {
     let cookie: string | undefined;
     const withCookie = (): Record<string, string> => (cookie === undefined ? {} : { cookie });
-    await step('victim', `POST /login user=${user}, with its Token Binding`, '200 and a session cookie bound to its ID', 'the session remembers its Token Binding ID', async () => {
-      const exchange = await request(at('/login'), tls, timeoutMs, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ user }).toString(),
-        agent: victim,
+    const login = (action: string, expected: string, why: string) =>
+      step('victim', action, expected, why, async () => {
+        const exchange = await request(at('/login'), tls, timeoutMs, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ user }).toString(),
+          agent: victim,
+        });
+        cookie = sessionCookie(exchange.headers);
+        const tbh = tokenBindingHash((await victim.binder.key(tokenBindingScope(base))).id);
+        if (exchange.status !== 200) return { exchange, ok: false };
+        if (cookie === undefined) return { exchange, ok: false, outcome: '200 but no session cookie' };
+        if (exchange.json?.['tbh'] !== tbh) return { exchange, ok: false, outcome: "200 but the session is not bound to the victim's ID" };
+        return {
+          exchange,
+          ok: true,
+          outcome: `200, cookie ${cookie.slice(0, SESSION_COOKIE.length + 7)}…`,
+          notes: [`session bound to tbh ${tbh} = base64url(SHA-256(victim's Token Binding ID))`],
+        };
       });
-      cookie = sessionCookie(exchange.headers);
-      const tbh = tokenBindingHash((await victim.binder.key(tokenBindingScope(base))).id);
-      if (exchange.status !== 200) return { exchange, ok: false };
-      if (cookie === undefined) return { exchange, ok: false, outcome: '200 but no session cookie' };
-      if (exchange.json?.['tbh'] !== tbh) return { exchange, ok: false, outcome: "200 but the session is not bound to the victim's ID" };
-      return {
-        exchange,
-        ok: true,
-        outcome: `200, cookie ${cookie.slice(0, SESSION_COOKIE.length + 7)}…`,
-        notes: [`session bound to tbh ${tbh} = base64url(SHA-256(victim's Token Binding ID))`],
-      };
-    });
+
+    await login(`POST /login user=${user}, with its Token Binding`, '200 and a session cookie bound to its ID', 'the session remembers its Token Binding ID');
 
     let captured: string | undefined;
     await step('victim', 'GET /profile with cookie + its own binding', `200 {"user":"${user}"}`, 'same Token Binding ID as at login', async () => {
@@ -204,17 +212,6 @@ export async function runDemoScenario(url: string | URL, options: DemoScenarioOp
       captured = exchange.sentBinding;
       const ok = exchange.status === 200 && exchange.json?.['user'] === user && captured !== undefined;
       return { exchange, ok, notes: captured === undefined ? [] : [`sent Sec-Token-Binding: ${abbreviate(captured, 24)}, which the attacker captures`] };
-    });
-
-    await step('attacker', 'stolen cookie, own key', '403 binding_mismatch', 'the cookie is bound to another Token Binding ID', async () => {
-      const exchange = await request(at('/profile'), tls, timeoutMs, { headers: withCookie(), agent: attacker });
-      const ok = exchange.status === 403 && exchange.json?.['error'] === 'binding_mismatch' && exchange.sentBinding !== undefined;
-      return { exchange, ok };
-    });
-
-    await step('attacker', 'stolen cookie, no Token Binding', '401 binding_missing', 'the session is bound, the request is not', async () => {
-      const exchange = await request(at('/profile'), tls, timeoutMs, { headers: withCookie() });
-      return { exchange, ok: exchange.status === 401 && exchange.json?.['error'] === 'binding_missing' };
     });
 
     await step(
@@ -229,6 +226,36 @@ export async function runDemoScenario(url: string | URL, options: DemoScenarioOp
         });
         const problem = (exchange.headers['content-type'] ?? '').startsWith('application/problem+json');
         return { exchange, ok: exchange.status === 400 && problem && exchange.json?.['code'] === 'ERR_TB_SIGNATURE_INVALID' };
+      },
+    );
+
+    await step(
+      'attacker',
+      'stolen cookie, own key',
+      '403 ERR_TB_SESSION_BINDING_MISMATCH',
+      'the cookie is bound to another Token Binding ID: the server destroys the session',
+      async () => {
+        const exchange = await request(at('/profile'), tls, timeoutMs, { headers: withCookie(), agent: attacker });
+        const ok = exchange.status === 403 && exchange.json?.['code'] === 'ERR_TB_SESSION_BINDING_MISMATCH' && exchange.sentBinding !== undefined;
+        return { exchange, ok };
+      },
+    );
+
+    await step('victim', 'GET /profile again, cookie + its own binding', '401 not_logged_in', 'the theft signal ended the session: log in again', async () => {
+      const exchange = await request(at('/profile'), tls, timeoutMs, { headers: withCookie(), agent: victim });
+      return { exchange, ok: exchange.status === 401 && exchange.json?.['error'] === 'not_logged_in' };
+    });
+
+    await login(`POST /login user=${user} again`, '200 and a new bound session cookie', 'a new session, bound to the same Token Binding ID');
+
+    await step(
+      'attacker',
+      'new cookie stolen, no Token Binding',
+      '401 ERR_TB_SESSION_BINDING_MISSING',
+      'the session is bound, the request is not: destroyed too',
+      async () => {
+        const exchange = await request(at('/profile'), tls, timeoutMs, { headers: withCookie() });
+        return { exchange, ok: exchange.status === 401 && exchange.json?.['code'] === 'ERR_TB_SESSION_BINDING_MISSING' };
       },
     );
   } finally {

@@ -4,6 +4,7 @@
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import { keepRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { installTokenBinding } from './server.js';
 
@@ -54,6 +55,10 @@ function refuseRenegotiation(socket: TLSSocket): void {
 export function attachTokenBinding<S extends HttpsServer | Http2SecureServer>(server: S, options: TokenBindingServerOptions = {}): S {
   if (!(server instanceof TlsServer)) throw new TypeError('server must be an https.Server or an HTTP/2 secure server');
   const resolved = resolveTokenBindingOptions(options);
-  if (installTokenBinding(server, resolved)) server.prependListener('secureConnection', refuseRenegotiation);
+  if (installTokenBinding(server, resolved)) {
+    // Contexts made later (setSecureContext, a certificate rotation) refuse it in OpenSSL too.
+    keepRenegotiationRefused(server);
+    server.prependListener('secureConnection', refuseRenegotiation);
+  }
   return server;
 }

@@ -53,6 +53,9 @@ interface Counters {
   cacheMisses: number;
   rejections: Map<string, number>;
   tlsConditionsUnmet: Map<string, number>;
+  /** tokbind/session: sessions bound, and session checks by outcome; refusals by reason. */
+  sessions: { bound: number; accepted: number; rejected: number };
+  sessionRejections: Map<string, number>;
   /** Per bucket (not cumulative), plus one overflow bucket (+Inf). */
   buckets: number[];
   latencyCount: number;
@@ -68,6 +71,8 @@ function emptyCounters(): Counters {
     cacheMisses: 0,
     rejections: new Map(),
     tlsConditionsUnmet: new Map(),
+    sessions: { bound: 0, accepted: 0, rejected: 0 },
+    sessionRejections: new Map(),
     buckets: new Array<number>(BUCKET_BOUNDS_NS.length + 1).fill(0),
     latencyCount: 0,
     latencySumNs: 0,
@@ -138,6 +143,17 @@ export function recordTlsConditionsUnmet(reason: string): void {
   counters.tlsConditionsUnmet.set(reason, (counters.tlsConditionsUnmet.get(reason) ?? 0) + 1);
 }
 
+/**
+ * Counts one tokbind/session outcome (the `tokbind:session` event is published by tokbind/session
+ * itself): a session bound, a check accepted, or a check refused with its reason.
+ *
+ * @internal Called by tokbind/session.
+ */
+export function recordSessionOutcome(outcome: 'bound' | 'accepted' | 'rejected', reason?: string): void {
+  counters.sessions[outcome]++;
+  if (reason !== undefined) counters.sessionRejections.set(reason, (counters.sessionRejections.get(reason) ?? 0) + 1);
+}
+
 /** One latency bucket: upper bound (ns, `Infinity` for the overflow bucket) and cumulative count. */
 export interface LatencyBucket {
   readonly leNs: number;
@@ -152,6 +168,10 @@ export interface MetricsSnapshot {
   readonly cache: { readonly hits: number; readonly misses: number };
   /** Connections that did not meet the TLS conditions, by reason. */
   readonly tlsConditionsUnmet: Readonly<Record<string, number>>;
+  /** tokbind/session: sessions bound, and checks of a bound or authenticated session by outcome. */
+  readonly sessions: { readonly bound: number; readonly accepted: number; readonly rejected: number };
+  /** tokbind/session refusals by reason (`mismatch` and `missing-binding` are stolen-cookie signals). */
+  readonly sessionRejections: Readonly<Record<string, number>>;
   /** Latency of verifications that were not answered from the cache. */
   readonly latency: {
     readonly count: number;
@@ -209,6 +229,8 @@ export function getMetricsSnapshot(): MetricsSnapshot {
     rejections: Object.fromEntries(counters.rejections),
     cache: { hits: counters.cacheHits, misses: counters.cacheMisses },
     tlsConditionsUnmet: Object.fromEntries(counters.tlsConditionsUnmet),
+    sessions: { ...counters.sessions },
+    sessionRejections: Object.fromEntries(counters.sessionRejections),
     latency: {
       count: counters.latencyCount,
       sumNs: counters.latencySumNs,
@@ -276,5 +298,13 @@ export function formatPrometheusMetrics(): string {
   });
   lines.push(`tokbind_verification_duration_seconds_sum ${s.latency.sumNs / 1e9}`);
   lines.push(`tokbind_verification_duration_seconds_count ${s.latency.count}`);
+  family('tokbind_sessions_total', 'counter', 'tokbind/session: sessions bound, and session checks by outcome.');
+  for (const [outcome, n] of Object.entries(s.sessions)) {
+    lines.push(`tokbind_sessions_total{outcome="${outcome}"} ${n}`);
+  }
+  family('tokbind_session_rejections_total', 'counter', 'tokbind/session: refused sessions by reason (mismatch, missing-binding: stolen-cookie signals).');
+  for (const [reason, n] of Object.entries(s.sessionRejections)) {
+    lines.push(`tokbind_session_rejections_total{reason="${label(reason)}"} ${n}`);
+  }
   return lines.join('\n') + '\n';
 }

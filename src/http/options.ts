@@ -35,11 +35,30 @@ export interface TokenBindingVerifyOptions {
   readonly maxDistinctMessages?: number;
   /** Signature verification backend. Default: crypto's `nodeBackend`. */
   readonly backend?: VerificationBackend;
+  /**
+   * Most signature checks one message may need — the provided binding, the referred one and every
+   * binding of another type with key parameters tokbind can verify — before
+   * `ERR_TB_TOO_MANY_BINDINGS` (refused before any signature is checked). Default 4.
+   */
+  readonly maxSignaturesPerMessage?: number;
+  /**
+   * Signature checks one connection may spend over its life (with a per-connection cache: tokbind's
+   * servers and adapters) before `ERR_TB_SIGNATURE_BUDGET`. Default 16: twice the default
+   * `maxDistinctMessages`, a provided and a referred binding for each.
+   */
+  readonly maxSignaturesPerConnection?: number;
 }
+
+/** Default of `maxSignaturesPerMessage`. */
+export const DEFAULT_MAX_SIGNATURES_PER_MESSAGE = 4;
+/** Default of `maxSignaturesPerConnection`. */
+export const DEFAULT_MAX_SIGNATURES_PER_CONNECTION = 16;
 
 /** ClientHello inspection limits (see the tls layer's `inspectClientHellos`). */
 export interface ClientHelloInspectionOptions {
   readonly maxBytes?: number;
+  /** Most TLS records one ClientHello may span. Default 64 (`MAX_CLIENT_HELLO_RECORDS`). */
+  readonly maxRecords?: number;
   readonly timeoutMs?: number;
 }
 
@@ -86,6 +105,8 @@ export interface ResolvedTokenBindingOptions {
   readonly maxHeaderLength: number;
   readonly maxDistinctMessages: number;
   readonly backend: VerificationBackend | undefined;
+  readonly maxSignaturesPerMessage: number;
+  readonly maxSignaturesPerConnection: number;
   readonly onInvalid: 'reject' | 'ignore';
   readonly inspectClientHello: ClientHelloInspectionOptions | null;
   readonly onReject: TokenBindingServerOptions['onReject'] | undefined;
@@ -111,7 +132,9 @@ function unchanged(options: TokenBindingServerOptions, seen: Seen, names: readon
     options.onInvalid !== seen.onInvalid ||
     options.inspectClientHello !== seen.inspectClientHello ||
     options.onReject !== seen.onReject ||
-    options.onRejectStream !== seen.onRejectStream
+    options.onRejectStream !== seen.onRejectStream ||
+    options.maxSignaturesPerMessage !== seen.maxSignaturesPerMessage ||
+    options.maxSignaturesPerConnection !== seen.maxSignaturesPerConnection
   ) {
     return false;
   }
@@ -182,13 +205,32 @@ export function resolveTokenBindingOptions(
     maxHeaderLength: positiveInteger(options.maxHeaderLength, 'maxHeaderLength', DEFAULT_MAX_HEADER_LENGTH),
     maxDistinctMessages: positiveInteger(options.maxDistinctMessages, 'maxDistinctMessages', 8),
     backend,
+    maxSignaturesPerMessage: positiveInteger(options.maxSignaturesPerMessage, 'maxSignaturesPerMessage', DEFAULT_MAX_SIGNATURES_PER_MESSAGE),
+    maxSignaturesPerConnection: positiveInteger(
+      options.maxSignaturesPerConnection,
+      'maxSignaturesPerConnection',
+      DEFAULT_MAX_SIGNATURES_PER_CONNECTION,
+    ),
     onInvalid,
     inspectClientHello: inspect === false ? null : inspect === true ? {} : inspect,
     onReject: optionalFunction(options.onReject, 'onReject'),
     onRejectStream: optionalFunction(options.onRejectStream, 'onRejectStream'),
   });
   const { keyParameters: kp, required, maxHeaderLength, maxDistinctMessages, onInvalid: oi, inspectClientHello, onReject, onRejectStream } = options;
-  const seen = { keyParameters: kp, required, maxHeaderLength, maxDistinctMessages, backend, onInvalid: oi, inspectClientHello, onReject, onRejectStream };
+  const { maxSignaturesPerMessage, maxSignaturesPerConnection } = options;
+  const seen = {
+    keyParameters: kp,
+    required,
+    maxHeaderLength,
+    maxDistinctMessages,
+    backend,
+    onInvalid: oi,
+    inspectClientHello,
+    onReject,
+    onRejectStream,
+    maxSignaturesPerMessage,
+    maxSignaturesPerConnection,
+  };
   memo.set(options, { resolved, seen, names: kp === undefined ? undefined : [...kp] });
   return resolved;
 }

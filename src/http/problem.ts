@@ -21,8 +21,18 @@ export interface TokenBindingProblem {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
+/** Titles other than the default 'Invalid Token Binding', by code. */
+const TITLES: Partial<Record<TokenBindingErrorCode, string>> = {
+  ERR_TB_HEADER_MISSING: 'Token Binding required',
+  ERR_TB_SESSION_BINDING_MISSING: 'Session binding required',
+  ERR_TB_SESSION_BINDING_MISMATCH: 'Session bound to another client',
+  ERR_TB_SESSION_BINDING_EXPIRED: 'Session binding expired',
+  ERR_TB_SESSION_UNBOUND: 'Bound session required',
+};
+
 /**
- * The problem details for a Token Binding rejection (RFC 8473 §2: the server may answer 400).
+ * The problem details for a Token Binding rejection (RFC 8473 §2: the server may answer 400;
+ * tokbind/session answers 401 or 403 for a session it refuses, with `status` given).
  * `type` is a stable URN per code, so clients can branch on it without parsing `detail`.
  *
  * @example
@@ -31,19 +41,19 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
  * // { type: 'urn:tokbind:error:ERR_TB_SIGNATURE_INVALID', title: 'Invalid Token Binding', status: 400, ... }
  * ```
  */
-export function problemDetails(error: TokenBindingError): TokenBindingProblem {
+export function problemDetails(error: TokenBindingError, status = 400): TokenBindingProblem {
   const code = error.code;
   return {
     type: `urn:tokbind:error:${code}`,
-    title: code === 'ERR_TB_HEADER_MISSING' ? 'Token Binding required' : 'Invalid Token Binding',
-    status: 400,
+    title: TITLES[code] ?? 'Invalid Token Binding',
+    status,
     detail: TokenBindingErrorCodes[code],
     code,
   };
 }
 
-function problemBody(error: TokenBindingError): string {
-  return JSON.stringify(problemDetails(error));
+function problemBody(error: TokenBindingError, status = 400): string {
+  return JSON.stringify(problemDetails(error, status));
 }
 
 /** Headers of every rejection: never cached, never sniffed. */
@@ -57,21 +67,22 @@ function problemHeaders(body: string): Record<string, string | number> {
 }
 
 /**
- * Sends the 400 problem response on an HTTP/1.1 response or an HTTP/2 compat response.
+ * Sends the problem response (400 unless `status` says otherwise) on an HTTP/1.1 response or an
+ * HTTP/2 compat response.
  *
  * @example
  * ```ts
  * sendProblem(res, err)
  * ```
  */
-export function sendProblem(res: ServerResponse | Http2ServerResponse, error: TokenBindingError): void {
-  const body = problemBody(error);
+export function sendProblem(res: ServerResponse | Http2ServerResponse, error: TokenBindingError, status = 400): void {
+  const body = problemBody(error, status);
   if (res.headersSent) {
     res.end();
     return;
   }
   // Both response classes accept (status, headers); the union of their overloads does not.
-  (res as ServerResponse).writeHead(400, problemHeaders(body));
+  (res as ServerResponse).writeHead(status, problemHeaders(body));
   (res as ServerResponse).end(body);
 }
 

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { TokenBindingError } from '../errors.js';
-import { withRenegotiationRefused } from '../tls/conditions.js';
+import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
   getConnectionContext,
@@ -207,9 +207,15 @@ function removeTtrp(views: readonly (Record<string, unknown> | undefined)[], raw
     if (view !== undefined) for (const name of TTRP_HEADERS) delete view[name];
   }
   if (raw === undefined) return;
-  for (let i = raw.length - 2; i >= 0; i -= 2) {
-    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
+  // Compacted in one pass: a splice per spoofed header would cost O(headers²) for a client that
+  // sends hundreds of them.
+  let kept = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) continue;
+    raw[kept++] = raw[i]!;
+    raw[kept++] = raw[i + 1]!;
   }
+  raw.length = kept;
 }
 
 /** Strips spoofed TTRP headers from every view of a request: headers, headersDistinct, rawHeaders. */
@@ -425,7 +431,7 @@ const installed = new WeakMap<object, ResolvedTokenBindingOptions>();
 function sameInspection(a: ResolvedTokenBindingOptions['inspectClientHello'], b: ResolvedTokenBindingOptions['inspectClientHello']): boolean {
   if (a === b) return true;
   if (a === null || b === null) return false;
-  return a.maxBytes === b.maxBytes && a.timeoutMs === b.timeoutMs;
+  return a.maxBytes === b.maxBytes && a.maxRecords === b.maxRecords && a.timeoutMs === b.timeoutMs;
 }
 
 /** Whether two server configurations are the same in every option. */
@@ -436,6 +442,7 @@ function sameServerOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindi
       a.required === b.required &&
       a.onInvalid === b.onInvalid &&
       a.maxDistinctMessages === b.maxDistinctMessages &&
+      a.maxSignaturesPerConnection === b.maxSignaturesPerConnection &&
       a.onReject === b.onReject &&
       a.onRejectStream === b.onRejectStream &&
       sameInspection(a.inspectClientHello, b.inspectClientHello))
@@ -514,7 +521,8 @@ function verifyStream(
  * verifies every request's Sec-Token-Binding (RFC 8471 §4.2, RFC 8473 §2) before any 'request',
  * 'checkContinue', 'upgrade' or 'connect' listener runs, and exposes the verdict as
  * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
- * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
+ * EKM mid-connection) for its whole life — `server.setSecureContext()` keeps the refusal, and a
+ * connection that attempts one is closed (`keepRenegotiationRefused`) — captures each connection's facts once at 'secureConnection', strips
  * client-sent `Sec-*-Token-Binding-ID` headers (and trailers), and answers invalid messages with a 400
  * `application/problem+json` (or `tokenBinding.onReject`). An `Expect: 100-continue` request is
  * verified before `100 Continue` is sent: a refused client is never invited to upload its body.
@@ -533,6 +541,8 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const { tokenBinding, ...httpsOptions } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
+  // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
+  keepRenegotiationRefused(server);
   installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;

@@ -43,9 +43,11 @@ function capture(env: NodeJS.ProcessEnv, tty = false): Captured {
 const STEPS = [
   /^✔ victim: POST \/login user=alice, with its Token Binding → 200, cookie sid=/m,
   /^✔ victim: GET \/profile with cookie \+ its own binding → 200 \{"user":"alice"\}/m,
-  /^✔ attacker: stolen cookie, own key → 403 binding_mismatch \(the cookie is bound to another Token Binding ID\)/m,
-  /^✔ attacker: stolen cookie, no Token Binding → 401 binding_missing/m,
   /^✔ attacker: stolen cookie \+ victim's captured Sec-Token-Binding, new connection → 400 ERR_TB_SIGNATURE_INVALID/m,
+  /^✔ attacker: stolen cookie, own key → 403 ERR_TB_SESSION_BINDING_MISMATCH \(the cookie is bound to another Token Binding ID: the server destroys the session\)/m,
+  /^✔ victim: GET \/profile again, cookie \+ its own binding → 401 not_logged_in/m,
+  /^✔ victim: POST \/login user=alice again → 200, cookie sid=/m,
+  /^✔ attacker: new cookie stolen, no Token Binding → 401 ERR_TB_SESSION_BINDING_MISSING/m,
 ];
 
 /**
@@ -82,7 +84,8 @@ test('demo --once with PORT=0: every step behaves, each is named, exit 0, no col
   t.is(code, ExitCode.ok, stdout + run.stderr());
   for (const step of STEPS) t.regex(stdout, step);
   t.regex(stdout, /^server https:\/\/127\.0\.0\.1:\d+ /m);
-  t.regex(stdout, /^✔ all 5 steps behaved as expected/m);
+  t.regex(stdout, /^✔ all 7 steps behaved as expected/m);
+  for (let i = 1; i < STEPS.length; i++) t.true(STEPS[i - 1]!.exec(stdout)!.index < STEPS[i]!.exec(stdout)!.index, 'steps in order');
   t.notRegex(stdout, /✘/);
   t.notRegex(stdout, /\x1b\[/);
   t.notRegex(stdout, /Ctrl-C/);
@@ -104,13 +107,16 @@ test('the scenario fails, step by step, against an app whose binding check is di
     [
       ['victim', true],
       ['victim', true],
-      ['attacker', false], // own key: the cookie still works
-      ['attacker', false], // no binding: the cookie still works
       ['attacker', true], // tokbind itself rejects the replayed header, whatever the app does
+      ['attacker', false], // own key: the cookie still works
+      ['victim', false], // and the session lives on
+      ['victim', true],
+      ['attacker', false], // no binding: the cookie still works
     ],
   );
-  t.is(steps[2]!.outcome, '200 {"user":"alice"}');
-  t.is(steps[4]!.outcome, '400 ERR_TB_SIGNATURE_INVALID');
+  t.is(steps[2]!.outcome, '400 ERR_TB_SIGNATURE_INVALID');
+  t.is(steps[3]!.outcome, '200 {"user":"alice"}');
+  t.is(steps[6]!.outcome, '200 {"user":"alice"}');
 });
 
 test('runDemo with the broken app: ✘ lines and exit 1; NO_COLOR wins over a TTY', async (t) => {
@@ -118,9 +124,10 @@ test('runDemo with the broken app: ✘ lines and exit 1; NO_COLOR wins over a TT
   const code = await runDemo({ io: run.io, port: 0, once: true, app: appWithoutBindingCheck() });
   const stdout = run.stdout();
   t.is(code, ExitCode.failure, stdout);
-  t.regex(stdout, /^✘ attacker: stolen cookie, own key → 200 \{"user":"alice"\} \(expected 403 binding_mismatch\)/m);
-  t.regex(stdout, /^✘ attacker: stolen cookie, no Token Binding → 200 \{"user":"alice"\} \(expected 401 binding_missing\)/m);
-  t.regex(stdout, /^✘ 2 of 5 steps did not behave as expected/m);
+  t.regex(stdout, /^✘ attacker: stolen cookie, own key → 200 \{"user":"alice"\} \(expected 403 ERR_TB_SESSION_BINDING_MISMATCH\)/m);
+  t.regex(stdout, /^✘ victim: GET \/profile again, cookie \+ its own binding → 200 \{"user":"alice"\} \(expected 401 not_logged_in\)/m);
+  t.regex(stdout, /^✘ attacker: new cookie stolen, no Token Binding → 200 \{"user":"alice"\} \(expected 401 ERR_TB_SESSION_BINDING_MISSING\)/m);
+  t.regex(stdout, /^✘ 3 of 7 steps did not behave as expected/m);
   t.notRegex(stdout, /\x1b\[/);
 });
 
@@ -155,7 +162,7 @@ test('without --once the server keeps serving /whoami and /login until the signa
       .on('error', reject);
   });
   t.is(plain.status, 401);
-  t.is((JSON.parse(plain.body) as { error: string }).error, 'binding_missing');
+  t.is((JSON.parse(plain.body) as { code: string }).code, 'ERR_TB_SESSION_BINDING_MISSING');
 
   controller.abort();
   t.is(await done, ExitCode.ok);

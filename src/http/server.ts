@@ -9,6 +9,7 @@ import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Session, Serve
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { keyParametersName, parseKeyParameters } from '../codec/keyparams.js';
 import { TokenBindingError } from '../errors.js';
 import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import {
@@ -18,6 +19,7 @@ import {
   type ConnectionFactsOptions,
 } from '../tls/connection.js';
 import { inspectClientHellos } from '../tls/inspect.js';
+import { FORWARDED_HEADER_NAMES, isForwardedHeaderName } from './forwarded.js';
 import { recordTlsConditionsUnmet } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
@@ -45,10 +47,11 @@ export type TokenBindingHttpsServerOptions = https.ServerOptions & { readonly to
 
 const SEC_TOKEN_BINDING = 'sec-token-binding';
 /**
- * draft-ietf-tokbind-ttrp headers a TLS-terminating proxy sets after verifying. This server
- * terminates TLS itself, so any such header arrived from the client: a spoof.
+ * draft-ietf-tokbind-ttrp headers a TLS-terminating proxy sets after verifying (and tokbind's
+ * assertion over them). This server terminates TLS itself, so any such header arrived from the
+ * client: a spoof.
  */
-const TTRP_HEADERS = new Set(['sec-provided-token-binding-id', 'sec-referred-token-binding-id', 'sec-other-token-binding-id']);
+const TTRP_HEADERS = FORWARDED_HEADER_NAMES;
 
 /**
  * HTTP/1.x requests verified at 'checkContinue' or 'checkExpectation': when a listener (ours,
@@ -69,6 +72,8 @@ interface Judgement {
   readonly values: string[] | undefined;
   readonly outcome: TokenBindingResult | null | TokenBindingError;
   readonly verdict: TokenBindingResult | null;
+  /** The verdict came from a trusted TLS-terminating proxy's forwarded IDs, not a header here. */
+  readonly forwarded?: true;
 }
 
 /**
@@ -189,7 +194,7 @@ function scanHeaders(raw: readonly string[]): { values: string[] | undefined; sp
       const lower = name.toLowerCase();
       if (lower === SEC_TOKEN_BINDING) (values ??= []).push(raw[i + 1]!);
       else if (lower === 'transfer-encoding') chunked = true;
-    } else if ((name.length === 29 || name.length === 26) && TTRP_HEADERS.has(name.toLowerCase())) {
+    } else if (isForwardedHeaderName(name)) {
       spoofed = true;
     }
   }
@@ -351,11 +356,55 @@ export function verifyRequestAs(
 ): TokenBindingResult | null | TokenBindingError {
   const known = judgementOf(judgementTarget(req));
   if (known === undefined) return verifyRequest(req, options);
+  if (known.forwarded === true) return forwardedAs(known.outcome, options);
   if (known.values === undefined) {
     return options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Token-Binding' }) : null;
   }
   if (sameVerdictOptions(known.options, options)) return decide(known.outcome, options);
   return decide(evaluateValues(known.values, connectionOf(req), options), options);
+}
+
+/**
+ * A forwarded verdict under one caller's options: its own `required` and key parameters. A
+ * forwarded refusal stays a refusal (forged or malformed TTRP headers are never "ignored").
+ */
+function forwardedAs(outcome: TokenBindingResult | null | TokenBindingError, options: ResolvedTokenBindingOptions): TokenBindingResult | null | TokenBindingError {
+  if (outcome === null) {
+    return options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Provided-Token-Binding-ID' }) : null;
+  }
+  if (outcome instanceof TokenBindingError) return outcome;
+  if (!options.keyParameters.includes(parseKeyParameters(outcome.provided.keyParameters))) {
+    return new TokenBindingError('ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED', undefined, {
+      field: 'provided.key_parameters',
+      expected: options.keyParameters.map(keyParametersName),
+      actual: outcome.provided.keyParameters,
+    });
+  }
+  return outcome;
+}
+
+/**
+ * Takes a verdict reached from a trusted proxy's forwarded IDs under this caller's options (its
+ * key parameters apply to the forwarded provided ID too) and keeps it with the request, so tokbind
+ * glue running after it (a nested registration, another route's middleware) reuses it under its
+ * own options instead of verifying the (absent) header on the proxy's plain connection.
+ *
+ * @internal Used by the framework adapters.
+ */
+export function adoptForwardedVerdict(
+  req: IncomingMessage | Http2ServerRequest,
+  options: ResolvedTokenBindingOptions,
+  forwarded: TokenBindingResult | null | TokenBindingError,
+): TokenBindingResult | null | TokenBindingError {
+  const verdict = forwardedAs(forwarded, options);
+  judgementTarget(req)[JUDGEMENT] = {
+    options,
+    values: undefined,
+    outcome: forwarded,
+    verdict: verdict instanceof TokenBindingError ? null : verdict,
+    forwarded: true,
+  };
+  return verdict;
 }
 
 function rejectRequest(req: IncomingMessage, res: ServerResponse, error: TokenBindingError, options: ResolvedTokenBindingOptions): void {

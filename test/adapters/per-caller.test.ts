@@ -257,3 +257,37 @@ for (const shape of shapes.filter((s) => !s.http2)) {
     }
   });
 }
+
+test('express behind a trusted proxy: forwarded IDs meet each route its own keyParameters and required; nested glue reuses them', async (t) => {
+  const { default: http } = await import('node:http');
+  const { formatTokenBindingID } = await import('../../src/codec/message.js');
+  const trustProxy = { addresses: ['127.0.0.1/32'] };
+  const app = express();
+  app.use(expressTokenBinding({ trustProxy, keyParameters: ['ecdsap256', 'rsa2048_pss'] }));
+  app.get('/any', (req, res) => res.type('application/json').send(answer(req.tokenBinding)));
+  app.get('/ec-only', expressTokenBinding({ trustProxy, keyParameters: ['ecdsap256'] }), (req, res) => res.type('application/json').send(answer(req.tokenBinding)));
+  app.get('/strict', expressTokenBinding({ trustProxy, required: true }), (req, res) => res.type('application/json').send(answer(req.tokenBinding)));
+  app.use(tokenBindingErrorHandler());
+  const server = await listen(http.createServer(app));
+  const get = (path: string, headers: Record<string, string>) =>
+    new Promise<TestResponse>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: server.port, path, headers }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        })
+        .on('error', reject);
+    });
+  try {
+    const rsa = { 'sec-provided-token-binding-id': formatTokenBindingID(pss.id) };
+    const p256 = { 'sec-provided-token-binding-id': formatTokenBindingID(ec.id) };
+    ok(t, await get('/any', rsa), 'rsa2048_pss');
+    refused(t, await get('/ec-only', rsa), 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
+    ok(t, await get('/ec-only', p256), 'ecdsap256');
+    refused(t, await get('/strict', {}), 'ERR_TB_HEADER_MISSING');
+    ok(t, await get('/strict', p256), 'ecdsap256');
+  } finally {
+    await server.close();
+  }
+});

@@ -291,3 +291,27 @@ test('express behind a trusted proxy: forwarded IDs meet each route its own keyP
     await server.close();
   }
 });
+
+test("verifyForwardedRequest on tokbind's server: the server's verdict meets the caller's own keyParameters", async (t) => {
+  const { verifyForwardedRequest } = await import('../../src/http/trust-proxy.js');
+  const { isTokenBindingError } = await import('../../src/errors.js');
+  const server = await listen(
+    createServer({ key: tlsKey, cert, tokenBinding: { keyParameters: ['ecdsap256', 'rsa2048_pss'] } }, (req, res) => {
+      verifyForwardedRequest(req, { trustProxy: { addresses: ['10.0.0.0/8'] }, keyParameters: ['ecdsap256'] }).then(
+        (tb) => res.end(answer(tb)),
+        (err: unknown) => {
+          res.statusCode = 400;
+          res.end(JSON.stringify({ code: isTokenBindingError(err) ? err.code : 'other' }));
+        },
+      );
+    }),
+  );
+  const conn = await openConnection(server.port, { tls: 'TLSv1.3' });
+  try {
+    refused(t, await conn.request('/', { 'sec-token-binding': sign(conn, pss) }), 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
+    ok(t, await conn.request('/', { 'sec-token-binding': sign(conn, ec) }), 'ecdsap256');
+  } finally {
+    await conn.close();
+    await server.close();
+  }
+});

@@ -61,7 +61,14 @@ export function keepRenegotiationRefused(server: TlsServer): void {
   server.setSecureContext = function (this: TlsServer, options: SecureContextOptions): void {
     Reflect.apply(setSecureContext, this, [withRenegotiationRefused(options as TlsOptions)]);
   };
-  server.prependListener('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    socket.disableRenegotiation();
+    // Node only reports the attempt as an error; an application 'clientError' listener may keep
+    // the socket. A connection that tried to renegotiate is closed, whoever else listens.
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') socket.destroy();
+    });
+  });
 }
 
 /** Why a connection cannot carry Token Binding. */

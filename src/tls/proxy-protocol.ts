@@ -283,6 +283,11 @@ export function acceptProxyProtocol(server: TlsServer, options: ProxyProtocolOpt
       // from this socket's buffer first. Resuming here would drain that buffer to no one.
       server.emit('connection', socket);
     };
+    // A socket handed over after it ended or failed (its 'end' or 'error' already fired): drop it now.
+    if (socket.destroyed || socket.readableEnded) {
+      abort(fail('connection ended before its PROXY protocol header'));
+      return;
+    }
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('end', onEnd);

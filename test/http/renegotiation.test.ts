@@ -129,3 +129,20 @@ test('keepRenegotiationRefused: a raw tls.Server created without the refusal clo
   t.throws(() => keepRenegotiationRefused({} as TlsServer), { instanceOf: TypeError });
   t.throws(() => keepRenegotiationRefused(null as unknown as TlsServer), { instanceOf: TypeError });
 });
+
+test('createServer: a renegotiation on an SNI context without the refusal, under an application clientError listener that keeps sockets, still closes the connection', async (t) => {
+  // An SNICallback context made by the application lacks SSL_OP_NO_RENEGOTIATION; the per-socket
+  // refusal then only raises an error, which a 'clientError' listener could swallow.
+  const sni = tls.createSecureContext({ key: rotated.key, cert: rotated.cert });
+  const server = createServer({ key: testCertificate.key, cert: testCertificate.cert, SNICallback: (_name, cb) => cb(null, sni) }, (_req, res) => res.end('ok'));
+  server.on('clientError', () => {});
+  const { port, close } = await listen(server);
+  try {
+    const attempt = await attemptRenegotiation(server, port, { servername: 'other.localhost' });
+    t.false(attempt.renegotiated);
+    t.false(attempt.ekmChanged);
+    t.true(attempt.closed);
+  } finally {
+    await close();
+  }
+});

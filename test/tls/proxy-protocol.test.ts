@@ -250,3 +250,20 @@ test('options are checked', (t) => {
   t.throws(() => acceptProxyProtocol(server, { versions: [3 as 1] }), { instanceOf: TypeError });
   t.is(getProxiedPeer(netConnect({ port: 9, host: '127.0.0.1' }).on('error', () => {})), undefined);
 });
+
+test('a socket handed to the front after it ended is dropped at once, not left to the timeout', async (t) => {
+  const server = createServer({ key: testCertificate.key, cert: testCertificate.cert }, () => {});
+  const front = acceptProxyProtocol(server, { timeoutMs: 60_000 });
+  const errors: TokenBindingError[] = [];
+  front.on('proxyProtocolError', (e: TokenBindingError) => errors.push(e));
+  const listening = await listen(front);
+  t.teardown(() => listening.close());
+  const raw = netConnect({ host: '127.0.0.1', port: listening.port });
+  raw.on('error', () => {});
+  await once(raw, 'connect');
+  raw.destroy();
+  // Re-emitted by hand, as a wrapper that read from the socket first would.
+  front.emit('connection', raw);
+  t.is(errors.length, 1);
+  t.regex(errors[0]!.message, /ended before its PROXY protocol header/);
+});

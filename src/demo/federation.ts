@@ -86,6 +86,8 @@ interface StoredRefreshToken {
 export interface FederationDemoOptions {
   /** The application's port (0: a free one). The provider always takes a free one. */
   readonly port?: number | undefined;
+  /** The application's client for the token endpoint (tests pass one to redeem its refresh tokens). Default: its own. */
+  readonly backChannel?: TokenBindingDispatcher | undefined;
 }
 
 /** The two running servers and what the scenario (and tests) need to reach them. */
@@ -101,6 +103,8 @@ export interface FederationDemo {
   /** The provider's stores, which the application owns (the helpers store nothing). */
   readonly codes: Map<string, StoredCode>;
   readonly refreshTokens: Map<string, StoredRefreshToken>;
+  /** The application's client secret at the provider (client_secret_post). */
+  readonly clientSecret: string;
   close(): Promise<void>;
 }
 
@@ -254,7 +258,8 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
   /** state → nonce of sign-ins under way: the application's own state. */
   const pending = new Map<string, string>();
   // The application's own client for the token endpoint (its connection is bound too: refresh tokens bind to it).
-  const backChannel = new TokenBindingDispatcher({ keyStore: new MemoryKeyStore(), connect: { ca: tls.cert } });
+  const ownBackChannel = options.backChannel === undefined;
+  const backChannel = options.backChannel ?? new TokenBindingDispatcher({ keyStore: new MemoryKeyStore(), connect: { ca: tls.cert } });
 
   async function application(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!(await run(sessions, req, res)) || !(await run(checkBinding, req, res))) return;
@@ -344,8 +349,9 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
     leaked,
     codes,
     refreshTokens,
+    clientSecret,
     async close() {
-      await Promise.all([closeServer(idpServer), closeServer(appServer), backChannel.close()]);
+      await Promise.all([closeServer(idpServer), closeServer(appServer), ownBackChannel ? backChannel.close() : undefined]);
     },
   };
 }

@@ -14,7 +14,7 @@ import session from 'express-session';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { fetch as undiciFetch } from 'undici';
 import { TokenBindingDispatcher, tokbindFetch } from '../client/dispatcher.js';
-import { MemoryKeyStore } from '../client/keystore.js';
+import { MemoryKeyStore, type TokenBindingKeyStore } from '../client/keystore.js';
 import { isTokenBindingError } from '../errors.js';
 import { sendProblem } from '../http/problem.js';
 import { createServer } from '../http/server.js';
@@ -86,8 +86,8 @@ interface StoredRefreshToken {
 export interface FederationDemoOptions {
   /** The application's port (0: a free one). The provider always takes a free one. */
   readonly port?: number | undefined;
-  /** The application's client for the token endpoint (tests pass one to redeem its refresh tokens). Default: its own. */
-  readonly backChannel?: TokenBindingDispatcher | undefined;
+  /** The keys of the application's client for the token endpoint (tests share them to redeem its refresh tokens). Default: its own. */
+  readonly backChannelKeyStore?: TokenBindingKeyStore | undefined;
 }
 
 /** The two running servers and what the scenario (and tests) need to reach them. */
@@ -258,8 +258,7 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
   /** state → nonce of sign-ins under way: the application's own state. */
   const pending = new Map<string, string>();
   // The application's own client for the token endpoint (its connection is bound too: refresh tokens bind to it).
-  const ownBackChannel = options.backChannel === undefined;
-  const backChannel = options.backChannel ?? new TokenBindingDispatcher({ keyStore: new MemoryKeyStore(), connect: { ca: tls.cert } });
+  const backChannel = new TokenBindingDispatcher({ keyStore: options.backChannelKeyStore ?? new MemoryKeyStore(), connect: { ca: tls.cert } });
 
   async function application(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!(await run(sessions, req, res)) || !(await run(checkBinding, req, res))) return;
@@ -351,7 +350,7 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
     refreshTokens,
     clientSecret,
     async close() {
-      await Promise.all([closeServer(idpServer), closeServer(appServer), ownBackChannel ? backChannel.close() : undefined]);
+      await Promise.all([closeServer(idpServer), closeServer(appServer), backChannel.close()]);
     },
   };
 }

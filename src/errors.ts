@@ -37,7 +37,8 @@ export const TokenBindingErrorCodes = {
   /** The TLS connection does not meet the conditions (TLS 1.3, or TLS 1.2 with EMS). */
   ERR_TB_TLS_CONDITIONS: 'TLS connection does not meet the Token Binding conditions',
   /** The exported keying material could not be taken (not yet secure, or closed). */
-  ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
+  ERR_TB_EKM_UNAVAILABLE:
+    'exported keying material unavailable: Token Binding is bound to the TLS connection, so TLS must end in tokbind (terminate TLS here, or forward through a trusted proxy such as tokbind proxy)',
   /** A connection sent more distinct Token Binding messages than the per-connection limit. */
   ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
   /** A message needs more signature checks than one message may cost (`maxSignaturesPerMessage`). */

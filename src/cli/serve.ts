@@ -82,8 +82,8 @@ export const serve = defineCommand(
       'key-parameters': {
         type: 'string',
         placeholder: 'LIST',
-        default: 'ecdsap256,rsa2048_pss,rsa2048_pkcs1.5',
-        description: 'comma-separated key parameters accepted, in order of preference',
+        default: 'ecdsap256',
+        description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5), in order of preference',
       },
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400), except GET /metrics' },
       'on-invalid': {
@@ -125,13 +125,11 @@ export const serve = defineCommand(
     ],
   },
   async ({ values, given }, io, signal) => {
-    let keyParameters: number[] | undefined;
-    if (given.has('key-parameters')) {
-      try {
-        keyParameters = values['key-parameters'].split(',').map((k) => parseKeyParameters(k));
-      } catch (err) {
-        throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
-      }
+    let keyParameters: number[];
+    try {
+      keyParameters = values['key-parameters'].split(',').map((k) => parseKeyParameters(k));
+    } catch (err) {
+      throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
     }
     if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
     oneStdin({ '--cert': values.cert, '--key': values.key });
@@ -174,7 +172,7 @@ export const serve = defineCommand(
     const tokenBinding: TokenBindingServerOptions = {
       onInvalid: values['on-invalid'] as 'reject' | 'ignore',
       ...(values['inspect-client-hello'] ? { inspectClientHello: true } : {}),
-      ...(keyParameters === undefined ? {} : { keyParameters }),
+      keyParameters,
     };
 
     let server: ReturnType<typeof createServer>;

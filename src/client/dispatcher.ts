@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { Agent, Client, Dispatcher, Headers, Pool, errors, fetch as undiciFetch, type buildConnector, type RequestInit, type Response } from 'undici';
 import { TokenBindingError } from '../errors.js';
 import { DpopSigner } from './dpop.js';
+import { explainConnectError } from './tls-errors.js';
 import {
   SEC_TOKEN_BINDING_HEADER,
   TokenBinder,
@@ -234,7 +235,7 @@ class BoundClient extends Dispatcher {
     const origin = this.#origin;
     const hostname = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     this.#connector({ hostname, host: origin.host, protocol: origin.protocol, port: origin.port }, (err, socket) => {
-      if (err !== null || socket === null) return this.#dialFailed(err ?? new errors.SocketError('no socket'), null);
+      if (err !== null || socket === null) return this.#dialFailed(err === null ? new errors.SocketError('no socket') : explainConnectError(err, origin.host), null);
       // Until the inner client owns it, nobody else listens for errors on this socket.
       socket.on('error', () => {});
       if (this.#destroyed) return void socket.destroy();

@@ -151,3 +151,22 @@ test.serial('the provider publishes the drafts\' metadata and its keys', async (
   t.is(jwks.keys.length, 1);
   t.false('d' in jwks.keys[0]!);
 });
+
+test.serial('the demo servers refuse what they do not know', async (t) => {
+  const get = async (url: string, init: Parameters<typeof tokbindFetch>[1] = {}) => {
+    const res = await tokbindFetch(url, { dispatcher: clients.attacker, ...init });
+    return [res.status, ((await res.json()) as { error?: string }).error] as const;
+  };
+  t.deepEqual(await get(`${demo.idp}/nowhere`), [404, 'not_found']);
+  t.deepEqual(await get(`${demo.app}/nowhere`), [404, 'not_found']);
+  t.deepEqual(await get(`${demo.app}/login?user=not%20valid`), [400, 'invalid_user']);
+  t.deepEqual(await get(`${demo.app}/callback?state=unknown&code=x`), [400, 'unknown_state']);
+  t.deepEqual(await get(`${demo.app}/profile`), [401, 'not_logged_in']);
+  t.deepEqual(await get(`${demo.idp}/authorize?client_id=other`), [400, 'invalid_request']);
+  t.deepEqual(await get(`${demo.idp}/authorize?${new URLSearchParams({ client_id: FEDERATION_CLIENT_ID, redirect_uri: `${demo.app}/callback`, response_type: 'token', login_hint: 'eve' })}`), [400, 'invalid_request']);
+  t.deepEqual(await get(`${demo.idp}/token`, form({ client_id: FEDERATION_CLIENT_ID, client_secret: 'wrong' })), [401, 'invalid_client']);
+  t.deepEqual(await get(`${demo.idp}/token`, tokenRequest({ grant_type: 'password' })), [400, 'unsupported_grant_type']);
+  t.deepEqual(await get(`${demo.idp}/token`, tokenRequest({ grant_type: 'authorization_code', code: 'never-issued' })), [400, 'invalid_grant']);
+  t.deepEqual(await get(`${demo.idp}/token`, tokenRequest({ grant_type: 'refresh_token', refresh_token: 'never-issued' })), [400, 'invalid_grant']);
+  t.deepEqual(await get(`${demo.idp}/token`, { ...form({}), body: 'x'.repeat(20_000) }), [400, 'invalid_request']);
+});

@@ -17,15 +17,19 @@ export {
 } from './options.js';
 export { createServer, getTokenBinding, type TokenBindingHttpsServerOptions } from './server.js';
 export { createSecureServer, type TokenBindingHttp2ServerOptions } from './http2.js';
+export { attachTokenBinding } from './attach.js';
 export { PROBLEM_CONTENT_TYPE, problemDetails, sendProblem, type TokenBindingProblem } from './problem.js';
 export { INCLUDE_REFERRED_TOKEN_BINDING_ID, redirectWithReferredTokenBinding, requestReferredTokenBinding } from './federation.js';
 export {
   VERIFY_CHANNEL_NAME,
+  TLS_CHANNEL_NAME,
   formatPrometheusMetrics,
   getMetricsSnapshot,
   resetMetrics,
   type LatencyBucket,
   type MetricsSnapshot,
+  type TlsConditionsEvent,
+  type TlsConditionsReason,
   type VerifyEvent,
 } from './metrics.js';
 export {

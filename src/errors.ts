@@ -99,6 +99,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_JWKS_UNAVAILABLE: 'JWKS unavailable',
   /** A token cannot be bound: the request carries no (provided or referred) Token Binding ID to bind it to. */
   ERR_TB_BINDING_UNAVAILABLE: 'no Token Binding ID to bind the token to',
+  /** The ID token is not valid for this relying party (signature, issuer, audience = client_id, expiry, nonce; tokbind/federation). */
+  ERR_TB_ID_TOKEN_INVALID: 'invalid ID token',
+  /** A Token Binding PKCE request is malformed: `referred_tb` without the literal challenge, a `TB-S256` challenge that is no SHA-256 hash (tokbind/federation). */
+  ERR_TB_PKCE_INVALID: 'invalid Token Binding PKCE parameters',
+  /** The token request's code verifier is missing or malformed for the code's Token Binding (tokbind/federation). */
+  ERR_TB_CODE_VERIFIER_INVALID: 'invalid code verifier for a token-bound authorization code',
+  /** The authorization code is bound to another Token Binding ID than the one redeeming it (tokbind/federation; answered as invalid_grant). */
+  ERR_TB_CODE_BINDING_MISMATCH: 'the authorization code is bound to another client',
 } as const;
 
 export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;

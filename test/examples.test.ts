@@ -14,10 +14,13 @@ import * as expressExample from '../examples/express.js';
 import * as fastifyExample from '../examples/fastify.js';
 import * as nodeExample from '../examples/node-https.js';
 import * as sessionExpressExample from '../examples/session-express.js';
+import * as federationExpressExample from '../examples/federation-express.js';
+import { TokenBindingDispatcher, tokbindFetch } from '../src/client/dispatcher.js';
 import * as sessionFastifyExample from '../examples/session-fastify.js';
 import * as tokenClientExample from '../examples/token-client.js';
 import * as tokenServerExample from '../examples/token-server.js';
-import { testCertificate } from './_tls.js';
+import { createTestCertificate, testCertificate } from './_tls.js';
+import { fetch as undiciFetch } from 'undici';
 import { openConnection } from './adapters/_client.js';
 
 interface Response {
@@ -170,6 +173,35 @@ test('examples/token-server + token-client: tbh- and DPoP-bound tokens work for 
     });
     t.is(refused, 400);
   } finally {
+    await handle.close();
+  }
+});
+
+const federationCertificate = await createTestCertificate({ altNames: ['localhost', '127.0.0.1'] });
+
+test('examples/federation-express: sign-in through the referred redirect binds the session; the cookie and the code fail for another client', async (t) => {
+  const handle = await federationExpressExample.start({ key: federationCertificate.key, cert: federationCertificate.cert });
+  const connect = { ca: federationCertificate.ca };
+  const victim = new TokenBindingDispatcher({ keyStore: new MemoryKeyStore(), connect });
+  const thief = new TokenBindingDispatcher({ keyStore: new MemoryKeyStore(), connect });
+  try {
+    const signIn = await tokbindFetch(`${handle.app}/login?user=alice`, { dispatcher: victim });
+    t.deepEqual([signIn.status, await signIn.json()], [200, { user: 'alice' }]);
+    const cookie = signIn.headers.getSetCookie()[0]!.split(';', 1)[0]!;
+    const mine = await tokbindFetch(`${handle.app}/profile`, { dispatcher: victim, headers: { cookie } });
+    t.deepEqual(await mine.json(), { user: 'alice' });
+    const stolen = await tokbindFetch(`${handle.app}/profile`, { dispatcher: thief, headers: { cookie } });
+    t.deepEqual([stolen.status, ((await stolen.json()) as { code: string }).code], [403, 'ERR_TB_SESSION_BINDING_MISMATCH']);
+    // The victim's code, intercepted and taken to the callback by the thief.
+    const login = await tokbindFetch(`${handle.app}/login`, { dispatcher: victim, redirect: 'manual' });
+    const authorize = await tokbindFetch(login.headers.get('location')!, { dispatcher: victim, redirect: 'manual' });
+    t.is(authorize.status, 400, 'no referred binding (the redirect was not followed as RFC 8473 §5 asks): no bound code');
+    const referred = await undiciFetch(login.headers.get('location')!, { dispatcher: victim.referring(handle.app), redirect: 'manual' });
+    const callback = referred.headers.get('location')!;
+    const intercepted = await tokbindFetch(callback, { dispatcher: thief });
+    t.deepEqual([intercepted.status, await intercepted.json()], [401, { error: 'sign_in_failed' }]);
+  } finally {
+    await Promise.all([victim.close(), thief.close()]);
     await handle.close();
   }
 });

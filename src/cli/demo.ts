@@ -11,6 +11,7 @@ import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoServerOptions, type DemoSessionStore } from '../demo/server.js';
 import { announceListening, clusterOptions, isClusterPrimary, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
+import { runFederationScenario, startFederationDemo } from '../demo/federation.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
@@ -132,6 +133,44 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
 }
 
 /**
+ * `tokbind demo --federation`: starts the identity provider and the app (src/demo/federation.ts),
+ * runs the sign-in and the three attacks, prints each step; then stops (`once`) or serves until
+ * SIGINT/SIGTERM. 0 only when every step behaved as described.
+ */
+async function runFederationDemo(io: CliIo, port: number, runOnce: boolean, signal: AbortSignal | undefined): Promise<number> {
+  const style = styleFor(io);
+  let demo: Awaited<ReturnType<typeof startFederationDemo>>;
+  try {
+    demo = await startFederationDemo({ port });
+  } catch (err) {
+    writeLine(io.stderr, listenFailure('demo', 'localhost', port, err as Error));
+    return ExitCode.failure;
+  }
+  try {
+    writeLine(io.stdout, style.bold('tokbind demo --federation: a token-bound sign-in across two sites (RFC 8473 §5, OpenID Connect Token Bound Authentication)'));
+    writeLine(io.stdout, `identity provider ${demo.idp}   app ${demo.app}   (self-signed certificate; two key scopes)`);
+    writeLine(io.stdout, '');
+    const { ok, steps } = await runFederationScenario(demo, { onStep: (step) => formatStep(step, style).forEach((line) => writeLine(io.stdout, line)) });
+    writeLine(io.stdout, '');
+    writeLine(
+      io.stdout,
+      ok
+        ? `${style.ok('✔')} all ${steps.length} steps behaved as expected: the ID token, the code and the cookie are useless to another client.`
+        : `${style.bad('✘')} ${steps.filter((s) => !s.ok).length} of ${steps.length} steps did not behave as expected.`,
+    );
+    if (!runOnce) {
+      const stopped = untilStopped(signal);
+      writeLine(io.stdout, '');
+      writeLine(io.stdout, `The servers keep running. Sign in: tokbind fetch '${demo.app}/login?user=alice' --insecure. Ctrl-C to stop.`);
+      await stopped;
+    }
+    return ok ? ExitCode.ok : ExitCode.failure;
+  } finally {
+    await demo.close();
+  }
+}
+
+/**
  * The `demo` command: `tokbind demo [--once | --serve] [--port N] [--host H]
  * [--session-store memory|redis://HOST:PORT]`; the port comes from `--port`, else `PORT`, else
  * 8443 (0 picks a free one). `--serve` runs the app without the walkthrough and prints
@@ -158,6 +197,10 @@ export const demo = defineCommand(
       port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
       once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
       serve: { type: 'boolean', description: 'serve the demo app without the walkthrough (not with --once)' },
+      federation: {
+        type: 'boolean',
+        description: 'the federation demo instead: an identity provider (127.0.0.1) and an app (localhost), a token-bound sign-in through the redirect, three attacks refused (with --once, --port: the app\'s port)',
+      },
       'session-store': {
         type: 'string',
         placeholder: 'memory|redis://HOST:PORT',
@@ -185,6 +228,12 @@ export const demo = defineCommand(
   },
   async ({ values }, io, signal) => {
     if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
+    if (values.federation) {
+      if (values.serve || values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined || values['session-store'] !== 'memory' || values.host !== '127.0.0.1') {
+        throw new UsageError('--federation goes with --once and --port only (the provider is on 127.0.0.1, the app on localhost)');
+      }
+      return runFederationDemo(io, values.port, values.once, signal);
+    }
     if (values.host === '') throw new UsageError('--host must not be empty');
     let sessionStore: DemoSessionStore;
     try {

@@ -88,6 +88,9 @@ async function requestProfile(kind: 'plain' | 'tokbind' | 'floor', mode: 'keepal
       children.push(c);
       return c;
     },
+    spawnProgram: () => {
+      throw new Error('profiles run no whole programs');
+    },
   };
   try {
     const rig = await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);

@@ -4,15 +4,21 @@
  *   npm run bench                 full mode (5 rounds per figure, a few minutes)
  *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
  *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
+<<<<<<< HEAD
  *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, session)
+=======
+ *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, cluster)
+>>>>>>> main
  *   npm run bench -- --markdown   also print the table as markdown (for the README)
  *
  * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
  * a wrong verification result, a child that died, the time limit); targets are reported, never
  * enforced.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg } from 'node:os';
+import { benchCluster } from './cluster.js';
 import { benchCodec } from './codec.js';
 import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
 import { benchMemory } from './memory.js';
@@ -32,7 +38,11 @@ const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
 const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
 if (unknown.length > 0) {
+<<<<<<< HEAD
   console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,session]`);
+=======
+  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,cluster]`);
+>>>>>>> main
   process.exit(2);
 }
 
@@ -41,9 +51,19 @@ const log = (line: string): void => {
 };
 
 const children = new Set<Child>();
+const programs = new Set<ChildProcess>();
 async function closeChildren(): Promise<void> {
   await Promise.all([...children].map((c) => c.close()));
   children.clear();
+  await Promise.all(
+    [...programs].map((p) => {
+      const exited = new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve())));
+      p.kill('SIGTERM');
+      const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+      return exited.finally(() => clearTimeout(timer));
+    }),
+  );
+  programs.clear();
 }
 
 // Every run is bounded: a hung child or a stuck socket ends the benchmark with an error.
@@ -60,7 +80,11 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['http2', benchHttp2],
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
+<<<<<<< HEAD
   ['session', benchSession],
+=======
+  ['cluster', benchCluster],
+>>>>>>> main
 ];
 
 async function main(): Promise<void> {
@@ -77,8 +101,16 @@ async function main(): Promise<void> {
     cert,
     pinning,
     log,
+    spawnProgram: (programArgs, name) => {
+      // Every core: undo the runner's own pinning, which children would inherit.
+      const child = pinning.used ? spawn('taskset', ['-c', `0-${cores - 1}`, process.execPath, ...programArgs], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, [...programArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+      programs.add(child);
+      child.once('exit', () => programs.delete(child));
+      void name;
+      return child;
+    },
     spawn: (script, options) => {
-      const core = options.role === 'server' ? pinning.serverCore : pinning.generatorCore;
+      const core = options.role === 'server' ? pinning.serverCore : options.role === 'generator' ? pinning.generatorCore : pinning.used ? `0-${cores - 1}` : null;
       const child = new Child(script, { core, name: options.name, ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}) });
       children.add(child);
       return child;

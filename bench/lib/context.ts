@@ -53,5 +53,8 @@ export interface BenchContext {
   /** Console lines (stderr when --json, so stdout stays JSON). */
   readonly log: (line: string) => void;
   /** Starts a child that the runner ends at exit (even on failure). */
-  readonly spawn: (script: URL, options: { role: 'server' | 'generator'; nodeArgs?: readonly string[]; name: string }) => Child;
+  /** `unpinned`: free to run on every core (the runner's own pinning undone). */
+  readonly spawn: (script: URL, options: { role: 'server' | 'generator' | 'unpinned'; nodeArgs?: readonly string[]; name: string }) => Child;
+  /** Starts a process that the runner kills at exit (even on failure): for whole programs such as `tokbind serve`. */
+  readonly spawnProgram: (args: readonly string[], name: string) => import('node:child_process').ChildProcess;
 }

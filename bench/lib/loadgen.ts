@@ -38,6 +38,8 @@ export interface RunConfig {
   readonly durationMs: number;
   /** DPoP only: proofs to pre-generate before the window. */
   readonly proofs?: number;
+  /** Request path. Default `/`. */
+  readonly path?: string;
   /** `h1` (default): HTTP/1.1 written by hand. `h2`: node:http2 sessions, one stream in flight each. */
   readonly protocol?: 'h1' | 'h2';
   /**
@@ -112,9 +114,9 @@ class ResponseReader {
   }
 }
 
-function request(port: number, headerLine: string, close: boolean): Buffer {
+function request(port: number, headerLine: string, close: boolean, path = '/'): Buffer {
   return Buffer.from(
-    `GET / HTTP/1.1\r\nHost: ${HOST}:${port}\r\n${headerLine}${close ? 'Connection: close\r\n' : ''}\r\n`,
+    `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\n${headerLine}${close ? 'Connection: close\r\n' : ''}\r\n`,
     'latin1',
   );
 }
@@ -178,7 +180,7 @@ class Generator {
 
     const w: Window = { counting: false, stopping: false, completed: 0, latencies: [] };
     const close = cfg.mode === 'newconn';
-    const plainRequest = request(cfg.port, '', close);
+    const plainRequest = request(cfg.port, '', close, cfg.path);
     const active = new Set<TLSSocket>();
     let running = 0;
     let allStopped: () => void = () => {};
@@ -219,7 +221,7 @@ class Generator {
         else done();
       };
       const send = (): void => {
-        if (cfg.auth === 'dpop') req = request(cfg.port, `DPoP: ${nextDpop()}\r\n`, close);
+        if (cfg.auth === 'dpop') req = request(cfg.port, `DPoP: ${nextDpop()}\r\n`, close, cfg.path);
         sentAt = performance.now();
         socket.write(req);
       };
@@ -229,7 +231,7 @@ class Generator {
           if (socket.isSessionReused()) resumedInWindow++;
         }
         try {
-          if (cfg.auth === 'tokbind') req = request(cfg.port, `Sec-Token-Binding: ${binders[i]!.header(socket)}\r\n`, close);
+          if (cfg.auth === 'tokbind') req = request(cfg.port, `Sec-Token-Binding: ${binders[i]!.header(socket)}\r\n`, close, cfg.path);
         } catch (err) {
           failure.add(`sign: ${String(err)}`);
           finish();

@@ -48,7 +48,8 @@ export class Child {
   #nextId = 1;
   #exited: Error | null = null;
 
-  constructor(script: URL, options: { core: number | null; nodeArgs?: readonly string[]; name: string }) {
+  /** `core`: a core number, a taskset list such as `0-1` (to undo the runner's own pinning), or null. */
+  constructor(script: URL, options: { core: number | string | null; nodeArgs?: readonly string[]; name: string }) {
     const path = fileURLToPath(script);
     const args = [...(options.nodeArgs ?? []), path];
     // Child output goes to stderr: with --json, stdout carries the JSON alone.

@@ -11,16 +11,19 @@ import { sendProblem } from '../http/problem.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
 
-declare global {
-  // Express types its request through this global namespace: merging here types `req.tokenBinding`.
-  namespace Express {
-    interface Request {
-      /**
-       * The verified Token Binding of this request (RFC 8471 §4.2), set by {@link tokenBinding}:
-       * null when the request carried no Sec-Token-Binding.
-       */
-      tokenBinding: TokenBindingResult | null;
-    }
+// Express's `Request` (express-serve-static-core) extends both node:http's `IncomingMessage` and the
+// global `Express.Request`. The server's augmentation makes `IncomingMessage.tokenBinding` optional
+// (undefined on a request no tokbind server or adapter has seen); declaring the property on the
+// derived interface itself, narrowed to `TokenBindingResult | null`, gives handlers the type this
+// middleware guarantees without clashing with the base (declared on `Express.Request` instead, the
+// two bases would disagree: TS2320 for every consumer that does not skip library checks).
+declare module 'express-serve-static-core' {
+  interface Request {
+    /**
+     * The verified Token Binding of this request (RFC 8471 §4.2), set by {@link tokenBinding}:
+     * null when the request carried no Sec-Token-Binding.
+     */
+    tokenBinding: TokenBindingResult | null;
   }
 }
 

@@ -4,11 +4,7 @@
  *   npm run bench                 full mode (5 rounds per figure, a few minutes)
  *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
  *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
-<<<<<<< HEAD
- *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, session)
-=======
- *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, cluster)
->>>>>>> main
+ *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, session, cluster)
  *   npm run bench -- --markdown   also print the table as markdown (for the README)
  *
  * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
@@ -38,11 +34,7 @@ const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
 const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
 if (unknown.length > 0) {
-<<<<<<< HEAD
-  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,session]`);
-=======
-  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,cluster]`);
->>>>>>> main
+  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,session,cluster]`);
   process.exit(2);
 }
 
@@ -80,11 +72,8 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['http2', benchHttp2],
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
-<<<<<<< HEAD
   ['session', benchSession],
-=======
   ['cluster', benchCluster],
->>>>>>> main
 ];
 
 async function main(): Promise<void> {

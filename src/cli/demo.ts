@@ -30,6 +30,8 @@ export interface RunDemoOptions {
   readonly sessionStore?: DemoSessionStore | undefined;
   /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
   readonly serve?: boolean | undefined;
+  /** Offer DBSC on login with this bound-cookie lifetime (seconds); undefined: no DBSC. */
+  readonly dbscCookieTtl?: number | undefined;
 }
 
 interface Style {
@@ -69,12 +71,18 @@ function formatStep(step: DemoStep, style: Style): string[] {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false, dbscCookieTtl } = options;
   const style = styleFor(io);
   const started = performance.now();
   let server: DemoServer;
   try {
-    server = await startDemoServer({ port, host, ...(sessionStore === undefined ? {} : { sessionStore }), ...(app === undefined ? {} : { app }) });
+    server = await startDemoServer({
+      port,
+      host,
+      ...(sessionStore === undefined ? {} : { sessionStore }),
+      ...(app === undefined ? {} : { app }),
+      ...(dbscCookieTtl === undefined ? {} : { dbsc: { cookieTtlSeconds: dbscCookieTtl } }),
+    });
   } catch (err) {
     if (!(err instanceof DemoStartError)) throw err;
     writeLine(io.stderr, err.listenError === undefined ? `tokbind demo: ${err.message}` : listenFailure('demo', host, port, err.listenError));
@@ -153,12 +161,28 @@ export const demo = defineCommand(
         default: 'memory',
         description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
       },
+      dbsc: {
+        type: 'boolean',
+        description: 'offer DBSC (Device Bound Session Credentials) on login to browsers without Token Binding (with --serve)',
+      },
+      'dbsc-cookie-ttl': {
+        type: 'integer',
+        min: 1,
+        default: 600,
+        placeholder: 'SECONDS',
+        description: 'lifetime of the DBSC short-lived bound cookie (with --dbsc)',
+      },
     },
     exitCodes: {
       0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
       1: 'a step did not, the port cannot be bound, or the session store cannot be reached (one line on stderr)',
     },
-    examples: ['tokbind demo', 'PORT=0 tokbind demo --once', 'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379'],
+    examples: [
+      'tokbind demo',
+      'PORT=0 tokbind demo --once',
+      'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
+      'tokbind demo --serve --dbsc --dbsc-cookie-ttl 300',
+    ],
   },
   async ({ values }, io, signal) => {
     if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
@@ -169,6 +193,16 @@ export const demo = defineCommand(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal });
+    if (values.dbsc && !values.serve) throw new UsageError('--dbsc needs --serve (the walkthrough is Token Binding only)');
+    return runDemo({
+      io,
+      port: values.port,
+      once: values.once,
+      serve: values.serve,
+      host: values.host,
+      sessionStore,
+      signal,
+      dbscCookieTtl: values.dbsc ? values['dbsc-cookie-ttl'] : undefined,
+    });
   },
 );

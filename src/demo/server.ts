@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from 'express-session';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
+import type { DeviceBoundSessionOptions } from '../session/dbsc.js';
 
 /** `memory`, or a Redis server (`redis://HOST:PORT`). */
 export type DemoSessionStore = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string };
@@ -99,6 +100,8 @@ export interface DemoServerOptions {
   readonly sessionStore?: DemoSessionStore;
   /** An app to serve instead of the demo app (tests). */
   readonly app?: RequestListener;
+  /** Offer DBSC on login (`--dbsc`; options such as `cookieTtlSeconds`). Default off. */
+  readonly dbsc?: DeviceBoundSessionOptions | boolean;
 }
 
 /** A running demo server. */
@@ -125,7 +128,10 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
   try {
     if (app === undefined) {
       const { createDemoApp } = await import('./app.js').catch((err: unknown) => missing('express-session', err));
-      app = createDemoApp(opened.store === undefined ? {} : { store: opened.store }).handler;
+      app = createDemoApp({
+        ...(opened.store === undefined ? {} : { store: opened.store }),
+        ...(options.dbsc === undefined ? {} : { dbsc: options.dbsc }),
+      }).handler;
     }
   } catch (err) {
     await opened.close();

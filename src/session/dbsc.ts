@@ -88,6 +88,13 @@ export interface DeviceBoundSessionOptions {
   readonly onFailedProof?: 'destroy' | 'reject';
   /** `allowed_refresh_initiators` of the session configuration. Default `[]`. */
   readonly allowedRefreshInitiators?: readonly string[];
+  /**
+   * For this long after registration (seconds, default 10), a request WITHOUT the bound cookie is
+   * treated as unbound (the policy decides), not as a theft signal: the browser sends requests
+   * (a favicon, a redirect) while the registration answer that carries the cookie is on its way.
+   * A wrong or expired cookie is never covered.
+   */
+  readonly registrationGraceSeconds?: number;
   /** The clock (ms since the epoch). Default `Date.now`. For tests. */
   readonly now?: () => number;
 }
@@ -277,6 +284,8 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
   if (onFailedProof !== 'destroy' && onFailedProof !== 'reject') throw new TypeError("onFailedProof must be 'destroy' or 'reject'");
   const initiators = options.allowedRefreshInitiators ?? [];
   if (!Array.isArray(initiators) || initiators.some((i) => typeof i !== 'string')) throw new TypeError('allowedRefreshInitiators must be strings');
+  const graceMs = (options.registrationGraceSeconds ?? 10) * 1000;
+  if (!Number.isFinite(graceMs) || graceMs < 0) throw new TypeError('registrationGraceSeconds must be a non-negative number');
   const now = options.now ?? Date.now;
   if (typeof now !== 'function') throw new TypeError('now must be a function');
   const secret = options.secret === undefined ? randomBytes(32) : Buffer.from(options.secret);
@@ -502,7 +511,7 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     check(binding: SessionBindingRecord, request: SessionBindingRequest): SessionBindingVerdict {
       if (!isDbscRecord(binding)) return 'mismatch';
       const values = cookieValues(singleHeader(request.raw, 'cookie') ?? undefined, cookieName);
-      if (values.length === 0) return 'missing-binding';
+      if (values.length === 0) return now() - binding.boundAt < graceMs ? 'unbound' : 'missing-binding';
       let expired = false;
       for (const value of values) {
         const dot = value.indexOf('.');

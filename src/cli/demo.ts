@@ -6,8 +6,11 @@
  */
 import type { RequestListener } from 'node:http';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
-import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
+import { randomBytes } from 'node:crypto';
+import { DemoStartError, createDemoServer, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
+import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
@@ -28,8 +31,6 @@ export interface RunDemoOptions {
   readonly host?: string | undefined;
   /** Default memory. */
   readonly sessionStore?: DemoSessionStore | undefined;
-  /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
-  readonly serve?: boolean | undefined;
 }
 
 interface Style {
@@ -69,7 +70,7 @@ function formatStep(step: DemoStep, style: Style): string[] {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore } = options;
   const style = styleFor(io);
   const started = performance.now();
   let server: DemoServer;
@@ -82,12 +83,6 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   }
   const origin = server.url;
   try {
-    if (serve) {
-      const stopped = untilStopped(signal);
-      writeLine(io.stdout, `listening on ${origin}`);
-      await stopped;
-      return ExitCode.ok;
-    }
     writeLine(io.stdout, style.bold("tokbind demo: a session cookie bound to the client's Token Binding ID (RFC 8471, RFC 8473)"));
     writeLine(io.stdout, `server ${origin}  (self-signed certificate; POST /login, GET /profile, GET /whoami)`);
     writeLine(io.stdout, '');
@@ -120,6 +115,59 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   }
 }
 
+/** What the primary of `demo --serve --workers N` hands every worker. */
+interface DemoShared {
+  readonly tls?: { readonly key: string; readonly cert: string };
+  readonly secret?: string;
+}
+
+/** Options of {@link serveDemo}. */
+export interface ServeDemoOptions {
+  readonly io: CliIo;
+  readonly port: number;
+  readonly host: string;
+  readonly sessionStore: DemoSessionStore;
+  readonly proxyProtocol?: boolean;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * `demo --serve`: the demo app without the walkthrough, through the server commands' shared
+ * `listenAndServe` (the `listening on https://HOST:PORT` line, PROXY protocol, a clean stop).
+ * In a `--workers` worker the certificate and the cookie secret come from the primary, so that
+ * a cookie set by one worker is honoured by every other (the sessions themselves are in Redis).
+ */
+export async function serveDemo(options: ServeDemoOptions): Promise<number> {
+  const { io, port, host, sessionStore, signal } = options;
+  const shared = sharedFromPrimary<DemoShared>();
+  let parts;
+  try {
+    parts = await createDemoServer({
+      sessionStore,
+      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
+      ...(shared?.secret === undefined ? {} : { secret: shared.secret }),
+    });
+  } catch (err) {
+    if (!(err instanceof DemoStartError)) throw err;
+    writeLine(io.stderr, `tokbind demo: ${err.message}`);
+    return ExitCode.failure;
+  }
+  try {
+    return await listenAndServe({
+      command: 'demo',
+      server: parts.server,
+      scheme: 'https',
+      host,
+      port,
+      proxyProtocol: options.proxyProtocol === true,
+      io,
+      signal,
+    });
+  } finally {
+    await parts.closeStore();
+  }
+}
+
 /**
  * The `demo` command: `tokbind demo [--once | --serve] [--port N] [--host H]
  * [--session-store memory|redis://HOST:PORT]`; the port comes from `--port`, else `PORT`, else
@@ -141,12 +189,14 @@ export const demo = defineCommand(
       'Starts a binding-aware HTTPS server with a tiny login app (POST /login with form field user, GET /profile, GET /whoami) ' +
       'whose sessions are bound with tokbind/session, logs a victim in, and shows the attacker\'s stolen cookie failing. ' +
       'Then the server keeps running until Ctrl-C. With --serve: the app alone, no walkthrough; prints ' +
-      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
+      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0); with --workers N (sessions in ' +
+      'Redis) N processes share the port, the certificate and the cookie secret.',
     options: {
       ...serverOptions,
       port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
       once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
       serve: { type: 'boolean', description: 'serve the demo app without the walkthrough (not with --once)' },
+      ...clusterOptions,
       'session-store': {
         type: 'string',
         placeholder: 'memory|redis://HOST:PORT',
@@ -158,7 +208,12 @@ export const demo = defineCommand(
       0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
       1: 'a step did not, the port cannot be bound, or the session store cannot be reached (one line on stderr)',
     },
-    examples: ['tokbind demo', 'PORT=0 tokbind demo --once', 'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379'],
+    examples: [
+      'tokbind demo',
+      'PORT=0 tokbind demo --once',
+      'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
+      'tokbind demo --serve --workers 2 --session-store redis://127.0.0.1:6379',
+    ],
   },
   async ({ values }, io, signal) => {
     if (values.once && values.serve) throw new UsageError('--once and --serve exclude each other');
@@ -169,6 +224,20 @@ export const demo = defineCommand(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal });
+    const workers = parseWorkerCount(values.workers);
+    if (!values.serve && (workers > 1 || values['proxy-protocol'])) throw new UsageError('--workers and --proxy-protocol need --serve');
+    if (!values.serve) return runDemo({ io, port: values.port, once: values.once, host: values.host, sessionStore, signal });
+    if (isClusterPrimary(values)) {
+      if (sessionStore.kind === 'memory') {
+        throw new UsageError('--workers: memory sessions live in one process; use --session-store redis://HOST:PORT');
+      }
+      // One certificate and one cookie secret for every worker: a cookie set by one is valid at all.
+      const shared: DemoShared = {
+        tls: createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])], days: 30 }),
+        secret: randomBytes(32).toString('base64url'),
+      };
+      return runWorkers({ command: 'demo', workers, io, signal, shared });
+    }
+    return serveDemo({ io, port: values.port, host: values.host, sessionStore, proxyProtocol: values['proxy-protocol'], signal });
   },
 );

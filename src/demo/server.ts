@@ -89,16 +89,64 @@ async function openStore(spec: DemoSessionStore): Promise<OpenedStore> {
   };
 }
 
-/** Options of {@link startDemoServer}. */
-export interface DemoServerOptions {
-  /** 0 picks a free port. */
-  readonly port: number;
-  /** Default 127.0.0.1. */
-  readonly host?: string;
+/** What {@link createDemoServer} builds: the server, not yet listening, and its store. */
+export interface DemoServerParts {
+  readonly server: ReturnType<typeof createServer>;
+  /** The certificate's PEM (trust it as `ca`). */
+  readonly cert: string;
+  /** Closes the session store's connection (after the server has closed). */
+  closeStore(): Promise<void>;
+}
+
+/** Options of {@link createDemoServer}. */
+export interface CreateDemoServerOptions {
   /** Default memory. */
   readonly sessionStore?: DemoSessionStore;
   /** An app to serve instead of the demo app (tests). */
   readonly app?: RequestListener;
+  /** The certificate and key to serve (workers share one). Default: a new self-signed one. */
+  readonly tls?: { readonly key: string; readonly cert: string };
+  /** The cookie signing secret (workers share one). Default: random, per process. */
+  readonly secret?: string;
+}
+
+/**
+ * Builds tokbind's server with the demo app (or `app`), sessions in the given store, without
+ * listening (the CLI's `listenAndServe` does that for `--serve`, with `--workers` and
+ * `--proxy-protocol`).
+ *
+ * @throws {DemoStartError} when the store cannot be reached, or a library the demo needs is not installed
+ */
+export async function createDemoServer(options: CreateDemoServerOptions = {}): Promise<DemoServerParts> {
+  const { sessionStore = { kind: 'memory' } } = options;
+  const opened = options.app === undefined ? await openStore(sessionStore) : { store: undefined, close: async () => {} };
+  let app = options.app;
+  try {
+    if (app === undefined) {
+      const { createDemoApp } = await import('./app.js').catch((err: unknown) => missing('express-session', err));
+      app = createDemoApp({
+        ...(opened.store === undefined ? {} : { store: opened.store }),
+        ...(options.secret === undefined ? {} : { secret: options.secret }),
+      }).handler;
+    }
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  const { key, cert } = options.tls ?? createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
+  // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
+  const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
+  // Handshakes that fail (scanners, untrusting clients) are the client's problem, not ours.
+  server.on('tlsClientError', () => {});
+  return { server, cert, closeStore: () => opened.close() };
+}
+
+/** Options of {@link startDemoServer}. */
+export interface DemoServerOptions extends CreateDemoServerOptions {
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
 }
 
 /** A running demo server. */
@@ -107,7 +155,7 @@ export interface DemoServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
-  /** The self-signed certificate's PEM (trust it as `ca`). */
+  /** The certificate's PEM (trust it as `ca`). */
   readonly cert: string;
   close(): Promise<void>;
 }
@@ -119,26 +167,13 @@ export interface DemoServer {
  *   library the demo needs is not installed
  */
 export async function startDemoServer(options: DemoServerOptions): Promise<DemoServer> {
-  const { port, host = '127.0.0.1', sessionStore = { kind: 'memory' } } = options;
-  const opened = options.app === undefined ? await openStore(sessionStore) : { store: undefined, close: async () => {} };
-  let app = options.app;
-  try {
-    if (app === undefined) {
-      const { createDemoApp } = await import('./app.js').catch((err: unknown) => missing('express-session', err));
-      app = createDemoApp(opened.store === undefined ? {} : { store: opened.store }).handler;
-    }
-  } catch (err) {
-    await opened.close();
-    throw err;
-  }
-  const { key, cert } = createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
-  // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
-  const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
+  const { port, host = '127.0.0.1' } = options;
+  const { server, cert, closeStore } = await createDemoServer(options);
   try {
     server.listen(port, host);
     await once(server, 'listening');
   } catch (err) {
-    await opened.close();
+    await closeStore();
     const code = (err as { code?: string }).code;
     throw new DemoStartError(`cannot listen on ${host}:${port}: ${code ?? String(err)}`, err as Error);
   }
@@ -154,7 +189,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
       server.close();
       server.closeAllConnections();
       await closed;
-      await opened.close();
+      await closeStore();
     },
   };
 }

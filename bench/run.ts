@@ -19,6 +19,7 @@ import { benchCodec } from './codec.js';
 import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
 import { benchMemory } from './memory.js';
 import { benchSession } from './session.js';
+import { benchToken } from './token.js';
 import { benchVerify } from './verify.js';
 import { createBenchCertificate } from './lib/cert.js';
 import { FULL, QUICK } from './lib/context.js';
@@ -70,6 +71,7 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['memory', benchMemory],
   ['cluster', benchCluster],
   ['session', benchSession],
+  ['token', benchToken],
 ];
 
 async function main(): Promise<void> {

@@ -7,10 +7,10 @@
 import type { RequestListener } from 'node:http';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
 import { randomBytes } from 'node:crypto';
-import { DemoStartError, createDemoServer, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoServerOptions, type DemoSessionStore } from '../demo/server.js';
+import { announceListening, clusterOptions, isClusterPrimary, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
-import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
 /** The port when neither `--port` nor `PORT` says otherwise. */
@@ -31,6 +31,10 @@ export interface RunDemoOptions {
   readonly host?: string | undefined;
   /** Default memory. */
   readonly sessionStore?: DemoSessionStore | undefined;
+  /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
+  readonly serve?: boolean | undefined;
+  /** `--serve` only: certificate, session secret and PROXY protocol (see `startDemoServer`). */
+  readonly server?: Pick<DemoServerOptions, 'tls' | 'secret' | 'proxyProtocol'> | undefined;
 }
 
 interface Style {
@@ -70,12 +74,18 @@ function formatStep(step: DemoStep, style: Style): string[] {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
   const style = styleFor(io);
   const started = performance.now();
   let server: DemoServer;
   try {
-    server = await startDemoServer({ port, host, ...(sessionStore === undefined ? {} : { sessionStore }), ...(app === undefined ? {} : { app }) });
+    server = await startDemoServer({
+      port,
+      host,
+      ...options.server,
+      ...(sessionStore === undefined ? {} : { sessionStore }),
+      ...(app === undefined ? {} : { app }),
+    });
   } catch (err) {
     if (!(err instanceof DemoStartError)) throw err;
     writeLine(io.stderr, err.listenError === undefined ? `tokbind demo: ${err.message}` : listenFailure('demo', host, port, err.listenError));
@@ -83,6 +93,12 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   }
   const origin = server.url;
   try {
+    if (serve) {
+      const stopped = untilStopped(signal);
+      announceListening(io, origin, server.server);
+      await stopped;
+      return ExitCode.ok;
+    }
     writeLine(io.stdout, style.bold("tokbind demo: a session cookie bound to the client's Token Binding ID (RFC 8471, RFC 8473)"));
     writeLine(io.stdout, `server ${origin}  (self-signed certificate; POST /login, GET /profile, GET /whoami)`);
     writeLine(io.stdout, '');
@@ -115,59 +131,6 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   }
 }
 
-/** What the primary of `demo --serve --workers N` hands every worker. */
-interface DemoShared {
-  readonly tls?: { readonly key: string; readonly cert: string };
-  readonly secret?: string;
-}
-
-/** Options of {@link serveDemo}. */
-export interface ServeDemoOptions {
-  readonly io: CliIo;
-  readonly port: number;
-  readonly host: string;
-  readonly sessionStore: DemoSessionStore;
-  readonly proxyProtocol?: boolean;
-  readonly signal?: AbortSignal | undefined;
-}
-
-/**
- * `demo --serve`: the demo app without the walkthrough, through the server commands' shared
- * `listenAndServe` (the `listening on https://HOST:PORT` line, PROXY protocol, a clean stop).
- * In a `--workers` worker the certificate and the cookie secret come from the primary, so that
- * a cookie set by one worker is honoured by every other (the sessions themselves are in Redis).
- */
-export async function serveDemo(options: ServeDemoOptions): Promise<number> {
-  const { io, port, host, sessionStore, signal } = options;
-  const shared = sharedFromPrimary<DemoShared>();
-  let parts;
-  try {
-    parts = await createDemoServer({
-      sessionStore,
-      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
-      ...(shared?.secret === undefined ? {} : { secret: shared.secret }),
-    });
-  } catch (err) {
-    if (!(err instanceof DemoStartError)) throw err;
-    writeLine(io.stderr, `tokbind demo: ${err.message}`);
-    return ExitCode.failure;
-  }
-  try {
-    return await listenAndServe({
-      command: 'demo',
-      server: parts.server,
-      scheme: 'https',
-      host,
-      port,
-      proxyProtocol: options.proxyProtocol === true,
-      io,
-      signal,
-    });
-  } finally {
-    await parts.closeStore();
-  }
-}
-
 /**
  * The `demo` command: `tokbind demo [--once | --serve] [--port N] [--host H]
  * [--session-store memory|redis://HOST:PORT]`; the port comes from `--port`, else `PORT`, else
@@ -189,20 +152,25 @@ export const demo = defineCommand(
       'Starts a binding-aware HTTPS server with a tiny login app (POST /login with form field user, GET /profile, GET /whoami) ' +
       'whose sessions are bound with tokbind/session, logs a victim in, and shows the attacker\'s stolen cookie failing. ' +
       'Then the server keeps running until Ctrl-C. With --serve: the app alone, no walkthrough; prints ' +
-      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0); with --workers N (sessions in ' +
-      'Redis) N processes share the port, the certificate and the cookie secret.',
+      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
     options: {
       ...serverOptions,
       port: { ...serverOptions.port, default: DEFAULT_DEMO_PORT },
       once: { type: 'boolean', description: 'exit after the scenario instead of serving (CI runs this)' },
       serve: { type: 'boolean', description: 'serve the demo app without the walkthrough (not with --once)' },
-      ...clusterOptions,
       'session-store': {
         type: 'string',
         placeholder: 'memory|redis://HOST:PORT',
         default: 'memory',
         description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
       },
+      'session-secret': {
+        type: 'string',
+        env: 'TOKBIND_SESSION_SECRET',
+        placeholder: 'SECRET',
+        description: 'the session cookie signing secret, the same on every node sharing a store (default: random per process; prefer the environment variable to the command line)',
+      },
+      ...clusterOptions,
     },
     exitCodes: {
       0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
@@ -212,7 +180,7 @@ export const demo = defineCommand(
       'tokbind demo',
       'PORT=0 tokbind demo --once',
       'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
-      'tokbind demo --serve --workers 2 --session-store redis://127.0.0.1:6379',
+      'TOKBIND_SESSION_SECRET=… tokbind demo --serve --workers auto --proxy-protocol --session-store redis://127.0.0.1:6379',
     ],
   },
   async ({ values }, io, signal) => {
@@ -224,20 +192,24 @@ export const demo = defineCommand(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const workers = parseWorkerCount(values.workers);
-    if (!values.serve && (workers > 1 || values['proxy-protocol'])) throw new UsageError('--workers and --proxy-protocol need --serve');
-    if (!values.serve) return runDemo({ io, port: values.port, once: values.once, host: values.host, sessionStore, signal });
+    const scaled = values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined;
+    if (scaled && !values.serve) throw new UsageError('--workers, --proxy-protocol and --session-secret go with --serve');
     if (isClusterPrimary(values)) {
-      if (sessionStore.kind === 'memory') {
-        throw new UsageError('--workers: memory sessions live in one process; use --session-store redis://HOST:PORT');
-      }
-      // One certificate and one cookie secret for every worker: a cookie set by one is valid at all.
-      const shared: DemoShared = {
+      // Every worker must accept every other's cookies and sessions: one store, one secret, one certificate.
+      if (sessionStore.kind === 'memory') throw new UsageError('--workers needs --session-store redis://HOST:PORT (memory sessions live in one process)');
+      const shared = {
         tls: createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])], days: 30 }),
-        secret: randomBytes(32).toString('base64url'),
+        secret: values['session-secret'] ?? randomBytes(32).toString('base64url'),
       };
-      return runWorkers({ command: 'demo', workers, io, signal, shared });
+      return runWorkers({ command: 'demo', workers: parseWorkerCount(values.workers), io, signal, shared });
     }
-    return serveDemo({ io, port: values.port, host: values.host, sessionStore, proxyProtocol: values['proxy-protocol'], signal });
+    const shared = sharedFromPrimary<{ tls?: { key: string; cert: string }; secret?: string }>();
+    const secret = shared?.secret ?? values['session-secret'];
+    const server = {
+      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
+      ...(secret === undefined ? {} : { secret }),
+      proxyProtocol: values['proxy-protocol'],
+    };
+    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal, server });
   },
 );

@@ -6,10 +6,11 @@
  */
 import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Store } from 'express-session';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { acceptProxyProtocol } from '../tls/proxy-protocol.js';
 
 /** `memory`, or a Redis server (`redis://HOST:PORT`). */
 export type DemoSessionStore = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string };
@@ -89,36 +90,45 @@ async function openStore(spec: DemoSessionStore): Promise<OpenedStore> {
   };
 }
 
-/** What {@link createDemoServer} builds: the server, not yet listening, and its store. */
-export interface DemoServerParts {
-  readonly server: ReturnType<typeof createServer>;
-  /** The certificate's PEM (trust it as `ca`). */
-  readonly cert: string;
-  /** Closes the session store's connection (after the server has closed). */
-  closeStore(): Promise<void>;
-}
-
-/** Options of {@link createDemoServer}. */
-export interface CreateDemoServerOptions {
+/** Options of {@link startDemoServer}. */
+export interface DemoServerOptions {
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
   /** Default memory. */
   readonly sessionStore?: DemoSessionStore;
   /** An app to serve instead of the demo app (tests). */
   readonly app?: RequestListener;
-  /** The certificate and key to serve (workers share one). Default: a new self-signed one. */
+  /** Certificate and key. Default: a fresh self-signed one for localhost and 127.0.0.1. */
   readonly tls?: { readonly key: string; readonly cert: string };
-  /** The cookie signing secret (workers share one). Default: random, per process. */
+  /** The session cookie signing secret: the same on every node that shares a store. Default: random. */
   readonly secret?: string;
+  /** Read a PROXY protocol header before TLS on every connection (behind an L4 balancer). */
+  readonly proxyProtocol?: boolean;
+}
+
+/** A running demo server. */
+export interface DemoServer {
+  /** `https://HOST:PORT` (IPv6 hosts in brackets). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** The self-signed certificate's PEM (trust it as `ca`). */
+  readonly cert: string;
+  /** The TLS server (TLS session ticket keys, events). */
+  readonly server: ReturnType<typeof createServer>;
+  close(): Promise<void>;
 }
 
 /**
- * Builds tokbind's server with the demo app (or `app`), sessions in the given store, without
- * listening (the CLI's `listenAndServe` does that for `--serve`, with `--workers` and
- * `--proxy-protocol`).
+ * Starts tokbind's server with the demo app (or `app`) on `host:port`, sessions in the given store.
  *
- * @throws {DemoStartError} when the store cannot be reached, or a library the demo needs is not installed
+ * @throws {DemoStartError} when the port cannot be bound, the store cannot be reached, or a
+ *   library the demo needs is not installed
  */
-export async function createDemoServer(options: CreateDemoServerOptions = {}): Promise<DemoServerParts> {
-  const { sessionStore = { kind: 'memory' } } = options;
+export async function startDemoServer(options: DemoServerOptions): Promise<DemoServer> {
+  const { port, host = '127.0.0.1', sessionStore = { kind: 'memory' } } = options;
   const opened = options.app === undefined ? await openStore(sessionStore) : { store: undefined, close: async () => {} };
   let app = options.app;
   try {
@@ -136,60 +146,31 @@ export async function createDemoServer(options: CreateDemoServerOptions = {}): P
   const { key, cert } = options.tls ?? createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
   // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
   const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
-  // Handshakes that fail (scanners, untrusting clients) are the client's problem, not ours.
   server.on('tlsClientError', () => {});
-  return { server, cert, closeStore: () => opened.close() };
-}
-
-/** Options of {@link startDemoServer}. */
-export interface DemoServerOptions extends CreateDemoServerOptions {
-  /** 0 picks a free port. */
-  readonly port: number;
-  /** Default 127.0.0.1. */
-  readonly host?: string;
-}
-
-/** A running demo server. */
-export interface DemoServer {
-  /** `https://HOST:PORT` (IPv6 hosts in brackets). */
-  readonly url: string;
-  readonly host: string;
-  readonly port: number;
-  /** The certificate's PEM (trust it as `ca`). */
-  readonly cert: string;
-  close(): Promise<void>;
-}
-
-/**
- * Starts tokbind's server with the demo app (or `app`) on `host:port`, sessions in the given store.
- *
- * @throws {DemoStartError} when the port cannot be bound, the store cannot be reached, or a
- *   library the demo needs is not installed
- */
-export async function startDemoServer(options: DemoServerOptions): Promise<DemoServer> {
-  const { port, host = '127.0.0.1' } = options;
-  const { server, cert, closeStore } = await createDemoServer(options);
+  const listener: NetServer = options.proxyProtocol === true ? acceptProxyProtocol(server) : server;
   try {
-    server.listen(port, host);
-    await once(server, 'listening');
+    listener.listen(port, host);
+    await once(listener, 'listening');
   } catch (err) {
-    await closeStore();
+    await opened.close();
     const code = (err as { code?: string }).code;
     throw new DemoStartError(`cannot listen on ${host}:${port}: ${code ?? String(err)}`, err as Error);
   }
-  const listening = (server.address() as AddressInfo).port;
+  const listening = (listener.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {
     url: `https://${shown}:${listening}`,
     host,
     port: listening,
     cert,
+    server,
     close: async () => {
-      const closed = once(server, 'close');
-      server.close();
+      const closed = [once(listener, 'close'), ...(listener === server ? [] : [once(server, 'close')])];
+      listener.close();
+      if (listener !== server) server.close();
       server.closeAllConnections();
-      await closed;
-      await closeStore();
+      await Promise.all(closed);
+      await opened.close();
     },
   };
 }

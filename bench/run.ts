@@ -4,7 +4,7 @@
  *   npm run bench                 full mode (5 rounds per figure, a few minutes)
  *   npm run bench -- --quick      smoke test for CI (3 short rounds, well under a minute)
  *   npm run bench -- --json       JSON on stdout (the table goes to stderr)
- *   npm run bench -- --only=verify,http   a subset (verify, codec, http, http2, newconn-shapes, memory, session, cluster)
+ *   npm run bench -- --only=verify,http   a subset (the names in `sections` below; a wrong one lists them)
  *   npm run bench -- --markdown   also print the table as markdown (for the README)
  *
  * Always writes bench/results.json. Exits non-zero only when something broke (a failed request,
@@ -19,6 +19,7 @@ import { benchCodec } from './codec.js';
 import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
 import { benchMemory } from './memory.js';
 import { benchSession } from './session.js';
+import { benchToken } from './token.js';
 import { benchVerify } from './verify.js';
 import { createBenchCertificate } from './lib/cert.js';
 import { FULL, QUICK } from './lib/context.js';
@@ -33,10 +34,6 @@ const markdown = args.includes('--markdown');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(','));
 const unknown = args.filter((a) => !['--quick', '--json', '--markdown'].includes(a) && !a.startsWith('--only='));
-if (unknown.length > 0) {
-  console.error(`unknown argument(s): ${unknown.join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=verify,codec,http,http2,newconn-shapes,memory,session,cluster]`);
-  process.exit(2);
-}
 
 const log = (line: string): void => {
   (json ? process.stderr : process.stdout).write(line + '\n');
@@ -72,11 +69,18 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['http2', benchHttp2],
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
-  ['session', benchSession],
   ['cluster', benchCluster],
+  ['session', benchSession],
+  ['token', benchToken],
 ];
 
 async function main(): Promise<void> {
+  const names = sections.map(([name]) => name);
+  const wrong = only === null ? [] : [...only].filter((n) => !names.includes(n));
+  if (unknown.length > 0 || wrong.length > 0) {
+    console.error(`unknown argument(s): ${[...unknown, ...wrong.map((n) => `--only=${n}`)].join(' ')}\nusage: node dist/bench/run.js [--quick] [--json] [--markdown] [--only=${names.join(',')}]`);
+    process.exit(2);
+  }
   const started = Date.now();
   // Read before pinning: the runner's own affinity would then report one core.
   const cores = availableParallelism();

@@ -37,9 +37,14 @@ export const TokenBindingErrorCodes = {
   /** The TLS connection does not meet the conditions (TLS 1.3, or TLS 1.2 with EMS). */
   ERR_TB_TLS_CONDITIONS: 'TLS connection does not meet the Token Binding conditions',
   /** The exported keying material could not be taken (not yet secure, or closed). */
-  ERR_TB_EKM_UNAVAILABLE: 'exported keying material unavailable',
+  ERR_TB_EKM_UNAVAILABLE:
+    'exported keying material unavailable: Token Binding is bound to the TLS connection, so TLS must end in tokbind (terminate TLS here, or forward through a trusted proxy such as tokbind proxy)',
   /** A connection sent more distinct Token Binding messages than the per-connection limit. */
   ERR_TB_TOO_MANY_MESSAGES: 'too many distinct Token Binding messages on one connection',
+  /** A message needs more signature checks than one message may cost (`maxSignaturesPerMessage`). */
+  ERR_TB_TOO_MANY_BINDINGS: 'too many Token Bindings to verify in one message',
+  /** A connection has spent its signature-check budget (`maxSignaturesPerConnection`). */
+  ERR_TB_SIGNATURE_BUDGET: 'signature-check budget of the connection spent',
   /** The RFC 8472 token_binding extension body is malformed. */
   ERR_TB_EXTENSION_MALFORMED: 'malformed token_binding TLS extension',
   /** A server's token_binding reply violates RFC 8472 (the client must abort the handshake). */
@@ -68,6 +73,32 @@ export const TokenBindingErrorCodes = {
   ERR_TB_DBSC_SESSION_UNKNOWN: 'no session for this DBSC request',
   /** Too many DBSC refreshes for one session in the rate-limit window (tokbind/session). */
   ERR_TB_DBSC_RATE_LIMITED: 'too many DBSC refreshes for this session',
+  /** The request carries no access token (RFC 6750 §3.1: answered with a bare challenge). */
+  ERR_TB_TOKEN_MISSING: 'access token required',
+  /** The request presents its access token wrongly: more than one way, or a malformed Authorization (RFC 6750 §3.1 invalid_request). */
+  ERR_TB_TOKEN_REQUEST_INVALID: 'malformed access token request',
+  /** The access token is not a valid JWT for this resource server (signature, issuer, audience, algorithm, expiry). */
+  ERR_TB_TOKEN_INVALID: 'invalid access token',
+  /** The access token carries no confirmation (`cnf`) but this resource server requires bound tokens. */
+  ERR_TB_TOKEN_UNBOUND: 'access token is not bound',
+  /** The access token's `cnf` uses a confirmation method this resource server does not check (or more than one). */
+  ERR_TB_CNF_UNSUPPORTED: 'unsupported token confirmation method',
+  /** The access token is bound, but the request carries no binding of that method (no Token Binding ID, no client certificate). */
+  ERR_TB_CNF_MISSING: 'the request does not carry the binding the token is bound to',
+  /** The access token is bound to another Token Binding ID, certificate or DPoP key than the request presents. */
+  ERR_TB_CNF_MISMATCH: 'token confirmation does not match the request',
+  /** The DPoP proof is missing or invalid (RFC 9449 §4.3: typ, alg, jwk, signature, htm, htu, iat, ath). */
+  ERR_TB_DPOP_INVALID: 'invalid DPoP proof',
+  /** The DPoP proof's `jti` was seen before within its `iat` window (RFC 9449 §11.1). */
+  ERR_TB_DPOP_REPLAYED: 'DPoP proof replayed',
+  /** The DPoP proof lacks the server's current nonce, or carries a stale one (RFC 9449 §9). */
+  ERR_TB_DPOP_NONCE: 'DPoP nonce required',
+  /** The bounded DPoP replay cache is full of unexpired proofs: the proof is refused, never admitted unchecked. */
+  ERR_TB_DPOP_REPLAY_CACHE_FULL: 'DPoP replay cache full',
+  /** The JWKS could not be loaded (unreadable file, invalid JSON, unreachable URL). */
+  ERR_TB_JWKS_UNAVAILABLE: 'JWKS unavailable',
+  /** A token cannot be bound: the request carries no (provided or referred) Token Binding ID to bind it to. */
+  ERR_TB_BINDING_UNAVAILABLE: 'no Token Binding ID to bind the token to',
 } as const;
 
 export type TokenBindingErrorCode = keyof typeof TokenBindingErrorCodes;

@@ -15,6 +15,8 @@ import * as fastifyExample from '../examples/fastify.js';
 import * as nodeExample from '../examples/node-https.js';
 import * as sessionExpressExample from '../examples/session-express.js';
 import * as sessionFastifyExample from '../examples/session-fastify.js';
+import * as tokenClientExample from '../examples/token-client.js';
+import * as tokenServerExample from '../examples/token-server.js';
 import { testCertificate } from './_tls.js';
 import { openConnection } from './adapters/_client.js';
 
@@ -147,3 +149,27 @@ for (const [name, module] of [
     }
   });
 }
+test('examples/token-server + token-client: tbh- and DPoP-bound tokens work for their client only', async (t) => {
+  const handle = await tokenServerExample.start({ key: testCertificate.key, cert: testCertificate.cert });
+  try {
+    for (const kind of ['tbh', 'jkt'] as const) {
+      const { token, me } = await tokenClientExample.callApi(handle.url, kind, { ca: testCertificate.ca });
+      t.deepEqual(me, { status: 200, body: { sub: 'alice', cnf: kind } }, kind);
+      const stolen = await tokenClientExample.callAsThief(handle.url, token, kind, { ca: testCertificate.ca });
+      t.is(stolen.status, 401, kind);
+      t.regex(stolen.challenge ?? '', kind === 'tbh' ? /^Bearer error="invalid_token"$/ : /^DPoP error="invalid_token", algs="ES256 /, kind);
+    }
+    // No Token Binding and no proof: nothing to bind a token to.
+    const refused = await new Promise<number>((resolve, reject) => {
+      const req = https.request(`${handle.url}/token`, { method: 'POST', ca: testCertificate.ca, servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    t.is(refused, 400);
+  } finally {
+    await handle.close();
+  }
+});

@@ -174,10 +174,24 @@ export function usageLine(spec: CommandSpec<OptionSpecs>): string {
   return ['tokbind', spec.name, ...required, '[options]', ...positionals].join(' ');
 }
 
+/** A paragraph folded at `width` columns on spaces (a word longer than that stays whole). */
+function wrap(text: string, width = 100): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') out.push(line);
+  return out.join('\n');
+}
+
 /** The text of `tokbind <name> --help`, generated from the declaration. */
 export function helpText(spec: CommandSpec<OptionSpecs>): string {
   const lines: string[] = [`usage: ${usageLine(spec)}`, '', spec.summary];
-  if (spec.description !== undefined) lines.push('', spec.description);
+  if (spec.description !== undefined) lines.push('', wrap(spec.description));
   const table = (rows: [string, string][]): string[] => {
     const width = Math.max(...rows.map(([l]) => l.length));
     return rows.map(([l, d]) => `  ${l.padEnd(width)}  ${d}`);
@@ -207,7 +221,7 @@ export function helpText(spec: CommandSpec<OptionSpecs>): string {
     ]),
   );
   lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
-  for (const note of spec.notes ?? []) lines.push('', note);
+  for (const note of spec.notes ?? []) lines.push('', wrap(note));
   return lines.join('\n');
 }
 

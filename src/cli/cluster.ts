@@ -72,6 +72,21 @@ function isListening(message: unknown): message is ListeningMessage {
   return typeof message === 'object' && message !== null && (message as { tokbind?: unknown }).tokbind === 'listening';
 }
 
+/**
+ * Says that the server is ready: `listening on URL` on stdout — or, in a `--workers` worker, to
+ * the primary, which prints the line once all its workers are ready. In a worker, also applies
+ * the TLS ticket keys the primary shared to `server`.
+ */
+export function announceListening(io: CliIo, url: string, server?: { setTicketKeys?: (keys: Buffer) => void }): void {
+  if (cluster.isWorker) {
+    const ticketKeys = sharedFromPrimary<{ ticketKeys?: string }>()?.ticketKeys;
+    if (ticketKeys !== undefined) server?.setTicketKeys?.(Buffer.from(ticketKeys, 'base64'));
+    process.send?.({ tokbind: 'listening', url } satisfies ListeningMessage);
+  } else {
+    writeLine(io.stdout, `listening on ${url}`);
+  }
+}
+
 export interface ListenAndServeOptions {
   /** The command's name, for messages. */
   readonly command: string;
@@ -112,14 +127,11 @@ export async function listenAndServe(options: ListenAndServeOptions): Promise<nu
     writeLine(io.stderr, listenFailure(command, host, options.port, failure));
     return ExitCode.failure;
   }
-  const ticketKeys = sharedFromPrimary<{ ticketKeys?: string }>()?.ticketKeys;
-  if (ticketKeys !== undefined && 'setTicketKeys' in server) server.setTicketKeys(Buffer.from(ticketKeys, 'base64'));
   const { port } = listener.address() as AddressInfo;
   const url = `${options.scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   // Listen for SIGINT/SIGTERM before saying so: whoever reads the line may signal at once.
   const stopped = untilStopped(options.signal);
-  if (cluster.isWorker) process.send?.({ tokbind: 'listening', url } satisfies ListeningMessage);
-  else writeLine(io.stdout, `listening on ${url}`);
+  announceListening(io, url, server as { setTicketKeys?: (keys: Buffer) => void });
   await stopped;
   await options.onStop?.();
   const closing: Promise<unknown>[] = [once(listener, 'close')];

@@ -48,6 +48,29 @@ function describeBinding(b: TokenBinding) {
 }
 
 /**
+ * A message that names the usual mistakes in a pasted value, for a value the codec refused as
+ * not unpadded base64url: the header name pasted with it, `=` padding, standard base64, quotes,
+ * whitespace. Null when none applies (the codec's own message stands).
+ */
+export function headerValueMistake(value: string): string | null {
+  if (/^\s*sec-token-binding\s*:/i.test(value)) return 'the value starts with the header name "Sec-Token-Binding:": give only what follows the colon';
+  if (/^\s*(?:sec-provided-token-binding-id|sec-referred-token-binding-id)\s*:/i.test(value)) {
+    return 'that is a TTRP header line (Sec-Provided/Referred-Token-Binding-ID), not Sec-Token-Binding';
+  }
+  if (/^(["']).*\1$/s.test(value)) return 'the value is in quotes: remove them';
+  if (/=+$/.test(value.trim())) return 'the value ends in "=" padding: Sec-Token-Binding is base64url without padding (RFC 8473 §2): remove the trailing "="';
+  if (/[+/]/.test(value)) return 'the value contains "+" or "/": that is standard base64; Sec-Token-Binding is base64url ("-" and "_", RFC 8473 §2)';
+  if (/\s/.test(value)) return 'the value contains whitespace (a line break from copying?): Sec-Token-Binding is one base64url string';
+  return null;
+}
+
+/** The error to print for a value the codec refused, with {@link headerValueMistake}'s hint. */
+export function explainHeaderError(err: TokenBindingError, value: string): { code: string; message: string } {
+  const hint = err.code === 'ERR_TB_HEADER_ENCODING' || err.code === 'ERR_TB_MALFORMED' ? headerValueMistake(value) : null;
+  return { code: err.code, message: hint === null ? err.message : `${hint} (${err.message})` };
+}
+
+/**
  * The `decode` command. Exit 0 with the JSON on stdout; exit 1 with
  * `{"error":{"code","message"}}` on stderr for a malformed value; a usage error throws
  * {@link UsageError} (exit 2).
@@ -76,7 +99,7 @@ export const decode = defineCommand(
       return ExitCode.ok;
     } catch (err) {
       if (!(err instanceof TokenBindingError)) throw err;
-      writeJson(io.stderr, { error: { code: err.code, message: err.message } });
+      writeJson(io.stderr, { error: explainHeaderError(err, value) });
       return ExitCode.failure;
     }
   },

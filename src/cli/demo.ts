@@ -6,7 +6,10 @@
  */
 import type { RequestListener } from 'node:http';
 import { runDemoScenario, type DemoStep } from '../demo/scenario.js';
-import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoSessionStore } from '../demo/server.js';
+import { randomBytes } from 'node:crypto';
+import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { DemoStartError, parseDemoSessionStore, startDemoServer, type DemoServer, type DemoServerOptions, type DemoSessionStore } from '../demo/server.js';
+import { announceListening, clusterOptions, isClusterPrimary, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { defineCommand, listenFailure, serverOptions } from './args.js';
 import { ExitCode, UsageError, untilStopped, writeLine, type CliIo } from './io.js';
 
@@ -32,6 +35,8 @@ export interface RunDemoOptions {
   readonly serve?: boolean | undefined;
   /** Offer DBSC on login with this bound-cookie lifetime (seconds); undefined: no DBSC. */
   readonly dbscCookieTtl?: number | undefined;
+  /** `--serve` only: certificate, session secret and PROXY protocol (see `startDemoServer`). */
+  readonly server?: Pick<DemoServerOptions, 'tls' | 'secret' | 'proxyProtocol'> | undefined;
 }
 
 interface Style {
@@ -79,6 +84,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
     server = await startDemoServer({
       port,
       host,
+      ...options.server,
       ...(sessionStore === undefined ? {} : { sessionStore }),
       ...(app === undefined ? {} : { app }),
       ...(dbscCookieTtl === undefined ? {} : { dbsc: { cookieTtlSeconds: dbscCookieTtl } }),
@@ -92,7 +98,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
   try {
     if (serve) {
       const stopped = untilStopped(signal);
-      writeLine(io.stdout, `listening on ${origin}`);
+      announceListening(io, origin, server.server);
       await stopped;
       return ExitCode.ok;
     }
@@ -172,6 +178,13 @@ export const demo = defineCommand(
         placeholder: 'SECONDS',
         description: 'lifetime of the DBSC short-lived bound cookie (with --dbsc)',
       },
+      'session-secret': {
+        type: 'string',
+        env: 'TOKBIND_SESSION_SECRET',
+        placeholder: 'SECRET',
+        description: 'the session cookie signing secret, the same on every node sharing a store (default: random per process; prefer the environment variable to the command line)',
+      },
+      ...clusterOptions,
     },
     exitCodes: {
       0: 'every step behaved as expected (--serve: stopped by SIGINT/SIGTERM)',
@@ -182,6 +195,7 @@ export const demo = defineCommand(
       'PORT=0 tokbind demo --once',
       'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
       'tokbind demo --serve --dbsc --dbsc-cookie-ttl 300',
+      'TOKBIND_SESSION_SECRET=… tokbind demo --serve --workers auto --proxy-protocol --session-store redis://127.0.0.1:6379',
     ],
   },
   async ({ values }, io, signal) => {
@@ -194,6 +208,24 @@ export const demo = defineCommand(
       throw new UsageError((err as Error).message);
     }
     if (values.dbsc && !values.serve) throw new UsageError('--dbsc needs --serve (the walkthrough is Token Binding only)');
+    const scaled = values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined;
+    if (scaled && !values.serve) throw new UsageError('--workers, --proxy-protocol and --session-secret go with --serve');
+    if (isClusterPrimary(values)) {
+      // Every worker must accept every other's cookies and sessions: one store, one secret, one certificate.
+      if (sessionStore.kind === 'memory') throw new UsageError('--workers needs --session-store redis://HOST:PORT (memory sessions live in one process)');
+      const shared = {
+        tls: createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])], days: 30 }),
+        secret: values['session-secret'] ?? randomBytes(32).toString('base64url'),
+      };
+      return runWorkers({ command: 'demo', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
+    const shared = sharedFromPrimary<{ tls?: { key: string; cert: string }; secret?: string }>();
+    const secret = shared?.secret ?? values['session-secret'];
+    const server = {
+      ...(shared?.tls === undefined ? {} : { tls: shared.tls }),
+      ...(secret === undefined ? {} : { secret }),
+      proxyProtocol: values['proxy-protocol'],
+    };
     return runDemo({
       io,
       port: values.port,
@@ -202,6 +234,7 @@ export const demo = defineCommand(
       host: values.host,
       sessionStore,
       signal,
+      server,
       dbscCookieTtl: values.dbsc ? values['dbsc-cookie-ttl'] : undefined,
     });
   },

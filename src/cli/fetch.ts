@@ -1,5 +1,8 @@
 import { TokenBindingDispatcher, tokbindFetch } from '../client/dispatcher.js';
 import { FileKeyStore, MemoryKeyStore } from '../client/keystore.js';
+import { tokenBindingScope } from '../client/scope.js';
+import { TokenBindingError } from '../errors.js';
+import { missingKey } from './id.js';
 import { defineCommand, oneStdin, readInput } from './args.js';
 import { ExitCode, UsageError, reportError, writeJson, writeLine } from './io.js';
 import { KEY_PARAMETERS_OPTION, keyParametersOption } from './keygen.js';
@@ -7,6 +10,53 @@ import { readCertificates } from './tls-files.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The code of a response whose status is 400 or more (without `--no-fail`); not a library error. */
+export const BAD_PORT_ERROR = 'ERR_FETCH_BAD_PORT';
+
+/** Certificate verification failures (OpenSSL codes as Node reports them). */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+function rootCause(err: unknown): unknown {
+  let e = err;
+  while (!(e instanceof TokenBindingError) && e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e;
+}
+
+/** A failure as the user of `tokbind fetch` needs it: what happened and what to do. */
+function explainFailure(err: unknown, url: URL, usedCa: boolean): unknown {
+  const cause = rootCause(err);
+  if (!(cause instanceof Error)) return err;
+  const code = (cause as { code?: unknown }).code;
+  if (typeof code === 'string' && UNTRUSTED.has(code)) {
+    const hint = usedCa
+      ? 'the --ca file does not hold the CA that issued it'
+      : "pass the server's CA (or its self-signed certificate) with --ca FILE, or skip the check with --insecure (-k; testing only)";
+    return Object.assign(new Error(`${cause.message}: ${url.host}'s certificate is not trusted: ${hint}`), { code });
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return Object.assign(new Error(`${cause.message} (${url.host}): fix the server's certificate, or skip the check with --insecure (-k; testing only)`), { code });
+  }
+  if (cause.message === 'bad port') {
+    // tokbind fetch is a WHATWG fetch (undici), which refuses these ports for every hop, the
+    // first one included: a redirect must not turn a request into one to another protocol's
+    // server (SMTP, IRC, …). The list is the Fetch standard's, not ours to shorten.
+    return Object.assign(
+      new Error(
+        `bad port: ${url.href} (or a redirect from it) names a port on the Fetch standard's blocked-port list (ports of other protocols, refused so that a request or a redirect cannot talk to e.g. an SMTP server); tokbind fetch keeps that rule: run the server on another port`,
+      ),
+      { code: BAD_PORT_ERROR },
+    );
+  }
+  return err;
+}
 
 /** The code of a response whose status is 400 or more (without `--no-fail`); not a library error. */
 export const HTTP_STATUS_ERROR = 'ERR_HTTP_STATUS';
@@ -54,14 +104,15 @@ export const fetch = defineCommand(
       'tokbind fetch https://api.example.com/items -X PUT -d @item.json -H "Content-Type: application/json" --key-store keys.json',
     ],
   },
-  async ({ values, positionals }, io) => {
+  async ({ values, positionals, given }, io) => {
     let url: URL;
     try {
       url = new URL(positionals[0]!);
     } catch {
       throw new UsageError(`<url> is not an absolute URL: ${positionals[0]!}`);
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`<url>: unsupported scheme ${url.protocol} (Token Binding needs https://)`);
+    if (url.protocol === 'http:') throw new UsageError(`<url> ${url.href} is plain HTTP: Token Binding needs TLS, use https://`);
+    if (url.protocol !== 'https:') throw new UsageError(`<url>: unsupported scheme ${url.protocol} (Token Binding needs https://)`);
     const keyParameters = keyParametersOption(values['key-parameters']);
     const headers: [string, string][] = [];
     for (const line of values.header) {
@@ -83,8 +134,16 @@ export const fetch = defineCommand(
     try {
       const ca = values.ca === undefined ? undefined : (await readCertificates('--ca', values.ca, io)).pem;
       const body = values.data === undefined ? undefined : await readInput('--data', values.data, io, true);
+      const keyStore = path === undefined ? new MemoryKeyStore() : new FileKeyStore(path);
+      // The default key parameters never quietly add a second identity beside the one a store holds.
+      if (keyStore instanceof FileKeyStore && !given.has('key-parameters')) {
+        const scope = tokenBindingScope(url);
+        if ((await keyStore.getKey(scope, keyParameters)) === undefined && (await keyStore.list()).some((e) => e.scope === scope)) {
+          throw await missingKey(keyStore, scope, keyParameters, true);
+        }
+      }
       dispatcher = new TokenBindingDispatcher({
-        keyStore: path === undefined ? new MemoryKeyStore() : new FileKeyStore(path),
+        keyStore,
         keyParameters,
         connect: { rejectUnauthorized: !values.insecure, ...(ca === undefined ? {} : { ca }) },
       });
@@ -103,7 +162,7 @@ export const fetch = defineCommand(
       }
       return ExitCode.ok;
     } catch (err) {
-      return reportError(io, err);
+      return reportError(io, explainFailure(err, url, values.ca !== undefined));
     } finally {
       await dispatcher?.close().catch(() => {});
     }

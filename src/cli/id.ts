@@ -1,8 +1,37 @@
+import { stat } from 'node:fs/promises';
 import { FileKeyStore } from '../client/keystore.js';
+import type { KeyParametersName } from '../codec/types.js';
 import { TokenBindingError } from '../errors.js';
 import { defineCommand } from './args.js';
 import { ExitCode, UsageError, reportError, writeJson } from './io.js';
 import { KEY_PARAMETERS_OPTION, describeKey, keyParametersOption, scopeOption } from './keygen.js';
+
+/** A key store named on the command line that does not exist: an ERR_TB_KEY_STORE saying so. */
+export async function mustExist(path: string): Promise<void> {
+  try {
+    await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // the store reports other failures itself
+    throw new TokenBindingError('ERR_TB_KEY_STORE', `key store ${path} does not exist (create it, and a key, with tokbind keygen --key-store ${path} --url URL)`, {
+      field: 'path',
+    });
+  }
+}
+
+/**
+ * The error for a scope without a key of `keyParameters`: names the key parameters the store does
+ * hold for that scope (and the option that selects them), or says there is none.
+ */
+export async function missingKey(store: FileKeyStore, scope: string, keyParameters: KeyParametersName, canCreate = false): Promise<TokenBindingError> {
+  const others = (await store.list()).filter((e) => e.scope === scope).map((e) => e.keyParameters);
+  const message =
+    others.length === 0
+      ? `no key for scope ${scope} in ${store.path} (create one with tokbind keygen --key-store ${store.path} --scope ${scope})`
+      : `no ${keyParameters} key for scope ${scope} in ${store.path}, which holds ${others.join(' and ')} for it: ` +
+        `select it with --key-parameters ${others[0]}` +
+        (canCreate ? ` (or give --key-parameters ${keyParameters} to create a new ${keyParameters} key beside it)` : '');
+  return new TokenBindingError('ERR_TB_CLIENT', message, { field: 'keyParameters', expected: keyParameters, actual: others });
+}
 
 /**
  * `tokbind id --key-store file --url <url> [--key-parameters ...]`: prints
@@ -32,13 +61,10 @@ export const id = defineCommand(
     const keyParameters = keyParametersOption(values['key-parameters']);
     const scope = scopeOption(values.url, undefined)!;
     try {
-      const key = await new FileKeyStore(path).getKey(scope, keyParameters);
-      if (key === undefined) {
-        throw new TokenBindingError('ERR_TB_CLIENT', `no ${keyParameters} key for scope ${scope} in ${path} (create one with tokbind keygen)`, {
-          field: 'scope',
-          actual: scope,
-        });
-      }
+      await mustExist(path);
+      const store = new FileKeyStore(path);
+      const key = await store.getKey(scope, keyParameters);
+      if (key === undefined) throw await missingKey(store, scope, keyParameters);
       writeJson(io.stdout, describeKey(scope, keyParameters, key));
       return ExitCode.ok;
     } catch (err) {

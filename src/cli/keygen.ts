@@ -3,6 +3,7 @@ import type { KeyParametersName } from '../codec/types.js';
 import { tokenBindingHash } from '../crypto/hash.js';
 import type { TokenBindingKey } from '../crypto/sign.js';
 import { FileKeyStore } from '../client/keystore.js';
+import { parse } from 'tldts';
 import { tokenBindingScope } from '../client/scope.js';
 import { defineCommand, type StringOption } from './args.js';
 import { ExitCode, UsageError, reportError, writeJson } from './io.js';
@@ -41,6 +42,21 @@ export function scopeOption(url: string | undefined, scope: string | undefined):
     }
   }
   return undefined;
+}
+
+/**
+ * Refuses a scope that is a listed public suffix (`com`, `co.uk`, `github.io`): a key for it
+ * would stand for every site under it. Hosts the list does not know (`localhost`) are their own
+ * scope and fine.
+ */
+export function refusePublicSuffix(option: string, input: string, scope: string): void {
+  const info = parse(scope, { allowPrivateDomains: true });
+  if (info.isIp !== true && info.domain === null && (info.isIcann === true || info.isPrivate === true)) {
+    throw new UsageError(
+      `${option} ${input}: ${scope} is a public suffix (like com, co.uk or github.io), shared by unrelated sites; ` +
+        'a Token Binding key is scoped to one registrable domain (eTLD+1, RFC 8473 §2.1): give one, e.g. example.' + scope,
+    );
+  }
 }
 
 /** The `--key-parameters` declaration of the client commands. */
@@ -84,6 +100,7 @@ export const keygen = defineCommand(
     if (path === '') throw new UsageError('--key-store FILE must not be empty');
     const keyParameters = keyParametersOption(values['key-parameters']);
     const scope = scopeOption(values.url, values.scope);
+    if (scope !== undefined) refusePublicSuffix(values.url === undefined ? '--scope' : '--url', values.url ?? values.scope!, scope);
     const store = new FileKeyStore(path);
     try {
       if (scope === undefined) {

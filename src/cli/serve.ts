@@ -1,6 +1,7 @@
 /**
  * `tokbind serve`: a binding-aware HTTPS server to try clients against — `GET /whoami` answers
- * with the request's verified Token Binding, `GET /metrics` with the Prometheus text.
+ * with the request's verified Token Binding (and, with `--jwks`, its verified access token),
+ * `GET /metrics` with the Prometheus text.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseKeyParameters } from '../codec/keyparams.js';
@@ -10,6 +11,8 @@ import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
 import { sendProblem } from '../http/problem.js';
+import { sendAccessTokenChallenge, verifyForGlue } from '../token/respond.js';
+import { createAccessTokenVerifier, loadJwksFile, type AccessTokenVerifier } from '../token/verify.js';
 import { defineCommand, oneStdin, serverOptions } from './args.js';
 import { loadCertificateAndKey } from './tls-files.js';
 import { UsageError, reportError } from './io.js';
@@ -21,8 +24,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The access token check of `--jwks`: `undefined` when off. */
+interface TokenCheck {
+  readonly verifier: AccessTokenVerifier;
+  readonly requireToken: boolean;
+}
+
 /** The routes of `tokbind serve`; `/metrics` never asks for a binding (Prometheus sends none). */
-function router(required: boolean) {
+function router(required: boolean, tokens: TokenCheck | undefined) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/metrics') {
@@ -37,9 +46,24 @@ function router(required: boolean) {
     if (required && (req.tokenBinding === null || req.tokenBinding === undefined)) {
       return sendProblem(res, new TokenBindingError('ERR_TB_HEADER_MISSING'));
     }
-    if (req.method === 'GET' && path === '/whoami') return json(res, 200, { tokenBinding: req.tokenBinding ?? null });
-    json(res, 404, { error: 'not found' });
+    if (tokens === undefined) return answer(req, res, path, undefined);
+    // --jwks: every route but /metrics needs a valid, bound access token (or none, without --require-token).
+    verifyForGlue(req, tokens).then(
+      (token) => {
+        if (token instanceof TokenBindingError) return sendAccessTokenChallenge(res, tokens.verifier, token);
+        if (token?.dpopNonce !== undefined) res.setHeader('dpop-nonce', token.dpopNonce);
+        answer(req, res, path, token === null ? null : { sub: token.payload.sub ?? null, cnf: token.method });
+      },
+      () => json(res, 500, { error: 'internal error' }),
+    );
   };
+}
+
+function answer(req: IncomingMessage, res: ServerResponse, path: string | undefined, token: { sub: unknown; cnf: unknown } | null | undefined): void {
+  if (req.method === 'GET' && path === '/whoami') {
+    return json(res, 200, token === undefined ? { tokenBinding: req.tokenBinding ?? null } : { tokenBinding: req.tokenBinding ?? null, token });
+  }
+  json(res, 404, { error: 'not found' });
 }
 
 export const serve = defineCommand(
@@ -58,8 +82,8 @@ export const serve = defineCommand(
       'key-parameters': {
         type: 'string',
         placeholder: 'LIST',
-        default: 'ecdsap256,rsa2048_pss,rsa2048_pkcs1.5',
-        description: 'comma-separated key parameters accepted, in order of preference',
+        default: 'ecdsap256',
+        description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5), in order of preference',
       },
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400), except GET /metrics' },
       'on-invalid': {
@@ -72,6 +96,22 @@ export const serve = defineCommand(
         type: 'boolean',
         description: "read each ClientHello's token_binding extension to tell unmet TLS conditions apart (metrics)",
       },
+      jwks: {
+        type: 'string',
+        placeholder: 'FILE',
+        description:
+          'verify JWT access tokens against this JWKS (with --issuer, --audience): cnf.tbh, cnf.jkt (DPoP) and cnf["x5t#S256"] ' +
+          'are checked, unbound or wrongly bound tokens get 401; /whoami adds {"token":{"sub","cnf"}}',
+      },
+      issuer: { type: 'string', placeholder: 'ISS', description: 'the access tokens\' iss (with --jwks)' },
+      audience: { type: 'string', placeholder: 'AUD', description: 'the access tokens\' aud: this server (with --jwks)' },
+      'require-token': { type: 'boolean', description: 'refuse requests without an access token (401), except GET /metrics (with --jwks)' },
+      'client-certs': {
+        type: 'string',
+        choices: ['none', 'request'],
+        default: 'none',
+        description: 'request: ask TLS clients for a certificate, self-signed accepted (RFC 8705 self_signed_tls_client_auth), for cnf["x5t#S256"]',
+      },
     },
     exitCodes: {
       0: 'stopped by SIGINT/SIGTERM',
@@ -81,21 +121,40 @@ export const serve = defineCommand(
       'tokbind serve --port 8443 --key-parameters ecdsap256,rsa2048_pss --required',
       'PORT=0 tokbind serve --cert cert.pem --key key.pem',
       'curl -k https://127.0.0.1:8443/metrics',
+      'tokbind serve --jwks jwks.json --issuer https://as.example --audience https://api.example --require-token --client-certs request',
     ],
   },
   async ({ values, given }, io, signal) => {
-    let keyParameters: number[] | undefined;
-    if (given.has('key-parameters')) {
-      try {
-        keyParameters = values['key-parameters'].split(',').map((k) => parseKeyParameters(k));
-      } catch (err) {
-        throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
-      }
+    let keyParameters: number[];
+    try {
+      keyParameters = values['key-parameters'].split(',').map((k) => parseKeyParameters(k));
+    } catch (err) {
+      throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
     }
     if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
     oneStdin({ '--cert': values.cert, '--key': values.key });
+    // Checked before any worker starts: a usage error or an unusable JWKS stops the command at once.
+    let tokens: TokenCheck | undefined;
+    if (values.jwks === undefined) {
+      for (const option of ['issuer', 'audience', 'require-token'] as const) {
+        if (given.has(option)) throw new UsageError(`--${option} needs --jwks`);
+      }
+    } else {
+      if (values.issuer === undefined || values.audience === undefined) throw new UsageError('--jwks needs --issuer and --audience');
+      try {
+        tokens = {
+          verifier: createAccessTokenVerifier({ jwks: loadJwksFile(values.jwks), issuer: values.issuer, audience: values.audience }),
+          requireToken: values['require-token'],
+        };
+      } catch (err) {
+        if (err instanceof TypeError) throw new UsageError(err.message);
+        return reportError(io, err);
+      }
+    }
     const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
     if (isClusterPrimary(values)) {
+      // Each worker would keep its own DPoP replay cache: a proof replayed to another worker would pass.
+      if (tokens !== undefined) throw new UsageError('--jwks cannot be combined with --workers (the DPoP replay cache is per process)');
       if (values.cert === '-' || values.key === '-') throw new UsageError('--workers cannot read --cert/--key from stdin (each worker reads the files)');
       // Workers share one self-signed certificate (made here), so every connection presents the same.
       const shared = values.cert === undefined ? { tls: selfSigned() } : {};
@@ -113,12 +172,13 @@ export const serve = defineCommand(
     const tokenBinding: TokenBindingServerOptions = {
       onInvalid: values['on-invalid'] as 'reject' | 'ignore',
       ...(values['inspect-client-hello'] ? { inspectClientHello: true } : {}),
-      ...(keyParameters === undefined ? {} : { keyParameters }),
+      keyParameters,
     };
 
     let server: ReturnType<typeof createServer>;
     try {
-      server = createServer({ ...tls, tokenBinding }, router(values.required));
+      const clientCerts = values['client-certs'] === 'request' ? { requestCert: true, rejectUnauthorized: false } : {};
+      server = createServer({ ...tls, ...clientCerts, tokenBinding }, router(values.required, tokens));
     } catch (err) {
       return reportError(io, err);
     }

@@ -7,10 +7,8 @@ import { parseKeyParameters } from '../codec/keyparams.js';
 import { isTokenBindingError } from '../errors.js';
 import { verifyTokenBindingHeader } from '../http/verify.js';
 import { defineCommand, readStream } from './args.js';
+import { explainHeaderError } from './decode.js';
 import { ExitCode, UsageError, writeJson } from './io.js';
-
-/** Every registered key parameter: the CLI judges a message, it does not stand for a deployment. */
-const ALL_KEY_PARAMETERS: readonly number[] = [2, 1, 0];
 
 /** The code of a batch line that is not `{"header","ekm","keyParameters"?}` (not a library error). */
 export const BATCH_LINE_INVALID = 'ERR_BATCH_LINE_INVALID';
@@ -36,7 +34,7 @@ function judge(header: string, ekmHex: string, keyParameters: readonly number[])
     // A present header never yields null (that is only for an absent one).
     return { ok: true, provided: result!.provided, referred: result!.referred, others: result!.others };
   } catch (err) {
-    if (isTokenBindingError(err)) return { ok: false, error: { code: err.code, message: err.message } };
+    if (isTokenBindingError(err)) return { ok: false, error: explainHeaderError(err, header) };
     throw err;
   }
 }
@@ -92,8 +90,8 @@ export const verify = defineCommand(
       'key-parameters': {
         type: 'string',
         placeholder: 'LIST',
-        default: 'rsa2048_pkcs1.5,rsa2048_pss,ecdsap256',
-        description: 'comma-separated key parameters accepted (names or numbers)',
+        default: 'ecdsap256,rsa2048_pss,rsa2048_pkcs1.5',
+        description: 'comma-separated key parameters accepted, names or numbers (all three: the CLI judges a message, it stands for no deployment)',
       },
       batch: { type: 'boolean', description: 'read NDJSON cases from stdin, one result line each on stdout' },
     },
@@ -108,10 +106,10 @@ export const verify = defineCommand(
       'tokbind verify --batch < cases.ndjson',
     ],
   },
-  async ({ values, positionals, given }, io) => {
+  async ({ values, positionals }, io) => {
     let keyParameters: readonly number[];
     try {
-      keyParameters = given.has('key-parameters') ? parseKeyParameterList(values['key-parameters'].split(',')) : ALL_KEY_PARAMETERS;
+      keyParameters = parseKeyParameterList(values['key-parameters'].split(','));
     } catch (err) {
       throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
     }

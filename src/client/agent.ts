@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { TokenBindingError } from '../errors.js';
+import { explainConnectError } from './tls-errors.js';
 import { SEC_TOKEN_BINDING_HEADER, TokenBinder, type ClientConnectionBinding, type TokenBindingClientOptions } from './referred.js';
 import { tokenBindingScope } from './scope.js';
 
@@ -64,6 +65,7 @@ export class TokenBindingAgent extends https.Agent {
     const socket = super.createConnection(options, callback);
     if (socket instanceof TLSSocket) {
       const host = options.host ?? options.hostname ?? 'localhost';
+      explainErrors(socket, `${host}:${String(options.port ?? 443)}`);
       const binding = new Promise<ClientConnectionBinding>((resolve, reject) => {
         // Listening from creation on means 'secureConnect' cannot be missed.
         const onError = (err: Error): void => reject(err);
@@ -122,6 +124,19 @@ export class TokenBindingAgent extends https.Agent {
     // https.Agent's own type declarations omit addRequest; it is there at run time.
     (https.Agent.prototype as unknown as { addRequest(req: ClientRequest, options: unknown): void }).addRequest.call(this, req, options);
   }
+}
+
+/**
+ * Makes the socket's 'error' events carry {@link explainConnectError}'s error (the ALPN alert of an
+ * HTTP/2-only server names `allowHTTP1`). Node's ClientRequest receives socket errors straight
+ * from the socket's 'error' event, so the error is replaced where it is emitted.
+ */
+function explainErrors(socket: TLSSocket, host: string): void {
+  const emit = socket.emit as (this: TLSSocket, event: string | symbol, ...args: unknown[]) => boolean;
+  socket.emit = function (this: TLSSocket, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error' && args[0] instanceof Error) args[0] = explainConnectError(args[0], host);
+    return emit.call(this, event, ...args);
+  } as typeof socket.emit;
 }
 
 /** Bytes a `write(chunk, encoding?)` call adds (what Node's own buffering counts). */

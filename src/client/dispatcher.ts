@@ -2,6 +2,8 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Agent, Client, Dispatcher, Headers, Pool, errors, fetch as undiciFetch, type buildConnector, type RequestInit, type Response } from 'undici';
 import { TokenBindingError } from '../errors.js';
+import { DpopSigner } from './dpop.js';
+import { explainConnectError } from './tls-errors.js';
 import {
   SEC_TOKEN_BINDING_HEADER,
   TokenBinder,
@@ -233,7 +235,7 @@ class BoundClient extends Dispatcher {
     const origin = this.#origin;
     const hostname = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     this.#connector({ hostname, host: origin.host, protocol: origin.protocol, port: origin.port }, (err, socket) => {
-      if (err !== null || socket === null) return this.#dialFailed(err ?? new errors.SocketError('no socket'), null);
+      if (err !== null || socket === null) return this.#dialFailed(err === null ? new errors.SocketError('no socket') : explainConnectError(err, origin.host), null);
       // Until the inner client owns it, nobody else listens for errors on this socket.
       socket.on('error', () => {});
       if (this.#destroyed) return void socket.destroy();
@@ -450,6 +452,16 @@ export interface TokbindFetchInit extends Omit<RequestInit, 'dispatcher'> {
   readonly dispatcher?: TokenBindingDispatcher;
   /** Redirects followed at most (default 20, as fetch). */
   readonly maxRedirections?: number;
+  /**
+   * An access token to present (`Authorization: Bearer`, or `DPoP` with `dpop`), only to the
+   * origin of `input`: a redirect elsewhere does not carry it.
+   */
+  readonly accessToken?: string;
+  /**
+   * Sign a DPoP proof for every request to `input`'s origin (RFC 9449 §7.1), and retry once with
+   * the server's nonce when it answers `use_dpop_nonce` (§8).
+   */
+  readonly dpop?: DpopSigner;
 }
 
 let defaultDispatcher: TokenBindingDispatcher | undefined;
@@ -477,15 +489,26 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * ```
  */
 export async function tokbindFetch(input: string | URL, init: TokbindFetchInit = {}): Promise<Response> {
-  const { dispatcher = (defaultDispatcher ??= new TokenBindingDispatcher()), maxRedirections = 20, redirect = 'follow', ...rest } = init;
+  const { dispatcher = (defaultDispatcher ??= new TokenBindingDispatcher()), maxRedirections = 20, redirect = 'follow', accessToken, dpop, ...rest } = init;
   if (!(dispatcher instanceof TokenBindingDispatcher)) throw new TypeError('dispatcher must be a TokenBindingDispatcher');
   if (!Number.isInteger(maxRedirections) || maxRedirections < 0) throw new TypeError('maxRedirections must be a non-negative integer');
+  if (accessToken !== undefined && (typeof accessToken !== 'string' || accessToken === '')) throw new TypeError('accessToken must be a non-empty string');
+  if (dpop !== undefined && !(dpop instanceof DpopSigner)) throw new TypeError('dpop must be a DpopSigner');
   let url = new URL(input);
+  const tokenOrigin = url.origin;
   let method = (rest.method ?? 'GET').toUpperCase();
   let body = rest.body ?? null;
   const headers = new Headers(rest.headers);
+  if (accessToken !== undefined && headers.has('authorization')) throw new TypeError('give accessToken or an Authorization header, not both');
   let referrer: URL | null = null;
+  let nonceRetried = false;
   for (let hops = 0; ; hops++) {
+    if (url.origin === tokenOrigin && (accessToken !== undefined || dpop !== undefined)) {
+      if (accessToken !== undefined) headers.set('authorization', `${dpop === undefined ? 'Bearer' : 'DPoP'} ${accessToken}`);
+      if (dpop !== undefined) headers.set('dpop', await dpop.proof({ method, url, accessToken }));
+    } else {
+      headers.delete('dpop');
+    }
     const response = await undiciFetch(url, {
       ...rest,
       method,
@@ -494,6 +517,23 @@ export async function tokbindFetch(input: string | URL, init: TokbindFetchInit =
       redirect: 'manual',
       dispatcher: referrer === null ? dispatcher : dispatcher.referring(referrer),
     });
+    if (dpop !== undefined && url.origin === tokenOrigin) {
+      const nonce = response.headers.get('dpop-nonce');
+      if (nonce !== null) dpop.rememberNonce(url, nonce);
+      // RFC 9449 §8/§9: the server wants its nonce in the proof; one retry with a fresh proof.
+      if (
+        nonce !== null &&
+        !nonceRetried &&
+        (response.status === 401 || response.status === 400) &&
+        /error="use_dpop_nonce"/.test(response.headers.get('www-authenticate') ?? '') &&
+        (body === null || isReplayable(body))
+      ) {
+        nonceRetried = true;
+        await response.body?.cancel();
+        hops--;
+        continue;
+      }
+    }
     const location = response.headers.get('location');
     if (redirect === 'manual' || !REDIRECT_STATUSES.has(response.status) || location === null) return response;
     await response.body?.cancel();

@@ -4,6 +4,7 @@
  */
 export { TokenBindingAgent, type TokenBindingAgentOptions, type TokenBindingRequestOptions } from './agent.js';
 export { TokenBindingDispatcher, tokbindFetch, type TokbindFetchInit, type TokenBindingDispatcherOptions } from './dispatcher.js';
+export { DPOP_KEY_SCOPE_PREFIX, DpopSigner, accessTokenHeaders, type DpopProofRequest } from './dpop.js';
 export { FileKeyStore, MemoryKeyStore, type TokenBindingKeyStore } from './keystore.js';
 export {
   INCLUDE_REFERRED_TOKEN_BINDING_ID_HEADER,

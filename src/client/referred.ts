@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { KeyParametersName } from '../codec/types.js';
 import { createSecTokenBindingHeader, type TokenBindingKey } from '../crypto/sign.js';
-import { TokenBindingError } from '../errors.js';
+import { conditionsRefusal } from './tls-errors.js';
 import { checkTokenBindingConditions, type TokenBindingConditions } from '../tls/conditions.js';
 import { exportTokenBindingKeyingMaterial } from '../tls/ekm.js';
 import { MemoryKeyStore, type TokenBindingKeyStore } from './keystore.js';
@@ -101,17 +101,10 @@ export class TokenBinder {
   bindConnection(socket: Socket | TLSSocket, host: string | URL): Promise<ClientConnectionBinding> {
     try {
       const scope = tokenBindingScope(host);
-      const conditions: TokenBindingConditions =
-        socket instanceof TLSSocket
-          ? checkTokenBindingConditions(socket)
-          : { ok: false, protocol: 'plain TCP', reason: 'ERR_TB_TLS_CONDITIONS', detail: 'tls-version' };
-      if (!conditions.ok) {
+      const conditions: TokenBindingConditions | null = socket instanceof TLSSocket ? checkTokenBindingConditions(socket) : null;
+      if (conditions === null || !conditions.ok) {
         if (this.optional) return Promise.resolve(Object.freeze({ scope, ekm: null, header: null }));
-        throw new TokenBindingError(
-          'ERR_TB_TLS_CONDITIONS',
-          `refusing to send Token Binding over ${conditions.protocol} (${conditions.detail}): it needs TLS 1.3, or TLS 1.2 with Extended Master Secret`,
-          { field: 'connection', protocol: conditions.protocol, detail: conditions.detail },
-        );
+        throw conditions === null ? conditionsRefusal('plain TCP', null) : conditionsRefusal(conditions.protocol, conditions.detail);
       }
       const ekm = exportTokenBindingKeyingMaterial(socket as TLSSocket);
       return this.key(scope).then((provided) => Object.freeze({ scope, ekm, header: createSecTokenBindingHeader({ provided, ekm }) }));

@@ -6,11 +6,12 @@
  */
 import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Store } from 'express-session';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import type { DeviceBoundSessionOptions } from '../session/dbsc.js';
+import { acceptProxyProtocol } from '../tls/proxy-protocol.js';
 
 /** `memory`, or a Redis server (`redis://HOST:PORT`). */
 export type DemoSessionStore = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string };
@@ -102,6 +103,12 @@ export interface DemoServerOptions {
   readonly app?: RequestListener;
   /** Offer DBSC on login (`--dbsc`; options such as `cookieTtlSeconds`). Default off. */
   readonly dbsc?: DeviceBoundSessionOptions | boolean;
+  /** Certificate and key. Default: a fresh self-signed one for localhost and 127.0.0.1. */
+  readonly tls?: { readonly key: string; readonly cert: string };
+  /** The session cookie signing secret: the same on every node that shares a store. Default: random. */
+  readonly secret?: string;
+  /** Read a PROXY protocol header before TLS on every connection (behind an L4 balancer). */
+  readonly proxyProtocol?: boolean;
 }
 
 /** A running demo server. */
@@ -112,6 +119,8 @@ export interface DemoServer {
   readonly port: number;
   /** The self-signed certificate's PEM (trust it as `ca`). */
   readonly cert: string;
+  /** The TLS server (TLS session ticket keys, events). */
+  readonly server: ReturnType<typeof createServer>;
   close(): Promise<void>;
 }
 
@@ -131,35 +140,40 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
       app = createDemoApp({
         ...(opened.store === undefined ? {} : { store: opened.store }),
         ...(options.dbsc === undefined ? {} : { dbsc: options.dbsc }),
+        ...(options.secret === undefined ? {} : { secret: options.secret }),
       }).handler;
     }
   } catch (err) {
     await opened.close();
     throw err;
   }
-  const { key, cert } = createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
+  const { key, cert } = options.tls ?? createSelfSignedCertificate({ altNames: ['localhost', '127.0.0.1'], days: 30 });
   // Not `required`: a request without Sec-Token-Binding reaches the app, which explains itself.
   const server = createServer({ key, cert, tokenBinding: { required: false } }, app);
+  server.on('tlsClientError', () => {});
+  const listener: NetServer = options.proxyProtocol === true ? acceptProxyProtocol(server) : server;
   try {
-    server.listen(port, host);
-    await once(server, 'listening');
+    listener.listen(port, host);
+    await once(listener, 'listening');
   } catch (err) {
     await opened.close();
     const code = (err as { code?: string }).code;
     throw new DemoStartError(`cannot listen on ${host}:${port}: ${code ?? String(err)}`, err as Error);
   }
-  const listening = (server.address() as AddressInfo).port;
+  const listening = (listener.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {
     url: `https://${shown}:${listening}`,
     host,
     port: listening,
     cert,
+    server,
     close: async () => {
-      const closed = once(server, 'close');
-      server.close();
+      const closed = [once(listener, 'close'), ...(listener === server ? [] : [once(server, 'close')])];
+      listener.close();
+      if (listener !== server) server.close();
       server.closeAllConnections();
-      await closed;
+      await Promise.all(closed);
       await opened.close();
     },
   };

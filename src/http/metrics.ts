@@ -291,6 +291,13 @@ export function formatPrometheusMetrics(): string {
   for (const [reason, n] of Object.entries(s.tlsConditionsUnmet)) {
     lines.push(`tokbind_tls_conditions_unmet_total{reason="${label(reason)}"} ${n}`);
   }
+  family('tokbind_verification_duration_seconds', 'histogram', 'Time to verify a Sec-Token-Binding header (cache misses).');
+  s.latency.buckets.forEach((b, i) => {
+    const le = i < BUCKET_BOUNDS_SECONDS.length ? String(BUCKET_BOUNDS_SECONDS[i]) : '+Inf';
+    lines.push(`tokbind_verification_duration_seconds_bucket{le="${le}"} ${b.count}`);
+  });
+  lines.push(`tokbind_verification_duration_seconds_sum ${s.latency.sumNs / 1e9}`);
+  lines.push(`tokbind_verification_duration_seconds_count ${s.latency.count}`);
   family('tokbind_sessions_total', 'counter', 'tokbind/session: sessions bound, and session checks by outcome.');
   for (const [outcome, n] of Object.entries(s.sessions)) {
     lines.push(`tokbind_sessions_total{outcome="${outcome}"} ${n}`);
@@ -299,12 +306,5 @@ export function formatPrometheusMetrics(): string {
   for (const [reason, n] of Object.entries(s.sessionRejections)) {
     lines.push(`tokbind_session_rejections_total{reason="${label(reason)}"} ${n}`);
   }
-  family('tokbind_verification_duration_seconds', 'histogram', 'Time to verify a Sec-Token-Binding header (cache misses).');
-  s.latency.buckets.forEach((b, i) => {
-    const le = i < BUCKET_BOUNDS_SECONDS.length ? String(BUCKET_BOUNDS_SECONDS[i]) : '+Inf';
-    lines.push(`tokbind_verification_duration_seconds_bucket{le="${le}"} ${b.count}`);
-  });
-  lines.push(`tokbind_verification_duration_seconds_sum ${s.latency.sumNs / 1e9}`);
-  lines.push(`tokbind_verification_duration_seconds_count ${s.latency.count}`);
   return lines.join('\n') + '\n';
 }

@@ -25,11 +25,30 @@ export interface TokenBindingVerifyOptions {
   readonly maxDistinctMessages?: number;
   /** Signature verification backend. Default: crypto's `nodeBackend`. */
   readonly backend?: VerificationBackend;
+  /**
+   * Most signature checks one message may need — the provided binding, the referred one and every
+   * binding of another type with key parameters tokbind can verify — before
+   * `ERR_TB_TOO_MANY_BINDINGS` (refused before any signature is checked). Default 4.
+   */
+  readonly maxSignaturesPerMessage?: number;
+  /**
+   * Signature checks one connection may spend over its life (with a per-connection cache: tokbind's
+   * servers and adapters) before `ERR_TB_SIGNATURE_BUDGET`. Default 16: twice the default
+   * `maxDistinctMessages`, a provided and a referred binding for each.
+   */
+  readonly maxSignaturesPerConnection?: number;
 }
+
+/** Default of `maxSignaturesPerMessage`. */
+export const DEFAULT_MAX_SIGNATURES_PER_MESSAGE = 4;
+/** Default of `maxSignaturesPerConnection`. */
+export const DEFAULT_MAX_SIGNATURES_PER_CONNECTION = 16;
 
 /** ClientHello inspection limits (see the tls layer's `inspectClientHellos`). */
 export interface ClientHelloInspectionOptions {
   readonly maxBytes?: number;
+  /** Most TLS records one ClientHello may span. Default 64 (`MAX_CLIENT_HELLO_RECORDS`). */
+  readonly maxRecords?: number;
   readonly timeoutMs?: number;
 }
 
@@ -74,6 +93,8 @@ export interface ResolvedTokenBindingOptions {
   readonly maxHeaderLength: number;
   readonly maxDistinctMessages: number;
   readonly backend: VerificationBackend | undefined;
+  readonly maxSignaturesPerMessage: number;
+  readonly maxSignaturesPerConnection: number;
   readonly onInvalid: 'reject' | 'ignore';
   readonly inspectClientHello: ClientHelloInspectionOptions | null;
   readonly onReject: TokenBindingServerOptions['onReject'] | undefined;
@@ -142,6 +163,12 @@ export function resolveTokenBindingOptions(
     maxHeaderLength: positiveInteger(options.maxHeaderLength, 'maxHeaderLength', DEFAULT_MAX_HEADER_LENGTH),
     maxDistinctMessages: positiveInteger(options.maxDistinctMessages, 'maxDistinctMessages', 8),
     backend,
+    maxSignaturesPerMessage: positiveInteger(options.maxSignaturesPerMessage, 'maxSignaturesPerMessage', DEFAULT_MAX_SIGNATURES_PER_MESSAGE),
+    maxSignaturesPerConnection: positiveInteger(
+      options.maxSignaturesPerConnection,
+      'maxSignaturesPerConnection',
+      DEFAULT_MAX_SIGNATURES_PER_CONNECTION,
+    ),
     onInvalid,
     inspectClientHello: inspect === false ? null : inspect === true ? {} : inspect,
     onReject: optionalFunction(options.onReject, 'onReject'),

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { TokenBindingError } from '../errors.js';
-import { withRenegotiationRefused } from '../tls/conditions.js';
+import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
   getConnectionContext,
@@ -170,9 +170,15 @@ function removeTtrp(views: readonly (Record<string, unknown> | undefined)[], raw
     if (view !== undefined) for (const name of TTRP_HEADERS) delete view[name];
   }
   if (raw === undefined) return;
-  for (let i = raw.length - 2; i >= 0; i -= 2) {
-    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
+  // Compacted in one pass: a splice per spoofed header would cost O(headers²) for a client that
+  // sends hundreds of them.
+  let kept = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (TTRP_HEADERS.has(raw[i]!.toLowerCase())) continue;
+    raw[kept++] = raw[i]!;
+    raw[kept++] = raw[i + 1]!;
   }
+  raw.length = kept;
 }
 
 /** Strips spoofed TTRP headers from every view of a request: headers, headersDistinct, rawHeaders. */
@@ -370,7 +376,8 @@ function verifyStream(
  * verifies every request's Sec-Token-Binding (RFC 8471 §4.2, RFC 8473 §2) before any 'request',
  * 'checkContinue', 'upgrade' or 'connect' listener runs, and exposes the verdict as
  * `req.tokenBinding` (null without a header). It refuses TLS renegotiation (which would change the
- * EKM mid-connection), captures each connection's facts once at 'secureConnection', strips
+ * EKM mid-connection) for its whole life — `server.setSecureContext()` keeps the refusal, and a
+ * connection that attempts one is closed (`keepRenegotiationRefused`) — captures each connection's facts once at 'secureConnection', strips
  * client-sent `Sec-*-Token-Binding-ID` headers (and trailers), and answers invalid messages with a 400
  * `application/problem+json` (or `tokenBinding.onReject`). An `Expect: 100-continue` request is
  * verified before `100 Continue` is sent: a refused client is never invited to upload its body.
@@ -389,6 +396,8 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const { tokenBinding, ...httpsOptions } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
+  // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
+  keepRenegotiationRefused(server);
   installConnectionTracking(server, resolved);
   interceptRequests(server, resolved);
   verifyBeforeContinue(server);

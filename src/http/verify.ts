@@ -64,12 +64,23 @@ function singleValue(values: string | readonly string[] | undefined): string | u
   return value;
 }
 
+/** A message that passed every structural check: what its signatures must vouch for. */
+interface CheckedMessage {
+  readonly provided: TokenBinding;
+  /** The referred binding, when its key parameters can be evaluated. */
+  readonly referred: TokenBinding | undefined;
+  readonly others: readonly TokenBinding[] | undefined;
+  /** Signature checks the message needs: provided, referred, others. */
+  readonly signatures: number;
+}
+
 /**
- * The work itself: decode, parse, structural checks, then signatures, then (on success only) the
- * base64url IDs and hashes. Structural checks come first: they are free and give a stable code
- * whatever the signatures would say.
+ * Decode, parse and the structural checks: no EKM, no signature, so the verdict is the same on
+ * every connection. Structural checks come first: they are cheap and give a stable code whatever
+ * the signatures would say. The signature count is known here, so a message that would cost more
+ * than `maxSignaturesPerMessage` checks is refused before any is made.
  */
-function evaluate(value: string, ekm: Uint8Array, accepted: readonly number[], options: ResolvedTokenBindingOptions): TokenBindingResult {
+function checkStructure(value: string, accepted: readonly number[], options: ResolvedTokenBindingOptions): CheckedMessage {
   const message = parseTokenBindingMessage(decodeSecTokenBindingHeader(value, { maxLength: options.maxHeaderLength }));
   let provided: TokenBinding | undefined;
   let referred: TokenBinding | undefined;
@@ -96,14 +107,23 @@ function evaluate(value: string, ekm: Uint8Array, accepted: readonly number[], o
       actual: keyParametersName(keyParameters),
     });
   }
-
-  const backend = options.backend;
-  if (!verifyTokenBinding(provided, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided' });
   // A referred binding with key parameters we cannot evaluate is not invalid: accept the request,
   // expose no referred ID (RFC 8471 §4.2). Its key parameters need not be this connection's: they
   // were negotiated with the server that redirected the client (RFC 8473 §5).
-  const evaluateReferred = referred !== undefined && canVerify(referred.id.keyParameters);
-  if (evaluateReferred && !verifyTokenBinding(referred!, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
+  const evaluated = referred !== undefined && canVerify(referred.id.keyParameters) ? referred : undefined;
+  const signatures = 1 + (evaluated === undefined ? 0 : 1) + (others?.length ?? 0);
+  if (signatures > options.maxSignaturesPerMessage) {
+    throw fail('ERR_TB_TOO_MANY_BINDINGS', { field: 'bindings', expected: `<= ${options.maxSignaturesPerMessage} to verify`, actual: signatures });
+  }
+  return { provided, referred: evaluated, others, signatures };
+}
+
+/** The signatures over this connection's EKM, then (on success only) the base64url IDs and hashes. */
+function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: ResolvedTokenBindingOptions): TokenBindingResult {
+  const { provided, referred, others } = message;
+  const backend = options.backend;
+  if (!verifyTokenBinding(provided, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided' });
+  if (referred !== undefined && !verifyTokenBinding(referred, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
   if (others !== undefined) {
     for (const other of others) {
       if (!verifyTokenBinding(other, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'other', type: other.type });
@@ -113,10 +133,56 @@ function evaluate(value: string, ekm: Uint8Array, accepted: readonly number[], o
   const otherIDs: OtherVerifiedBinding[] = others === undefined ? [] : others.map((b) => Object.freeze({ type: b.type, id: createVerifiedID(b.id) }));
   const result: TokenBindingResult = {
     provided: createVerifiedID(provided.id),
-    referred: evaluateReferred ? createVerifiedID(referred!.id) : null,
+    referred: referred === undefined ? null : createVerifiedID(referred.id),
     others: Object.freeze(otherIDs),
   };
   return Object.freeze(result);
+}
+
+/** Signature checks spent per connection (keyed by its cache), against `maxSignaturesPerConnection`. */
+const signaturesSpent = new WeakMap<ConnectionState, number>();
+
+/**
+ * A value not in the connection's cache: the structural checks, the connection's signature
+ * budget, the signatures. Only verdicts that depend on the connection's EKM (signatures checked)
+ * are remembered: a structural refusal (over the length cap, not base64url, malformed, …) is the
+ * same on any connection and cheap to repeat, so it takes no slot and keeps no copy of the value —
+ * a client cannot park its oversized headers in the cache. Nor is a budget refusal remembered.
+ */
+function evaluate(
+  value: string,
+  ekm: Uint8Array,
+  accepted: readonly number[],
+  options: ResolvedTokenBindingOptions,
+  state: ConnectionState | null | undefined,
+): CachedVerdict {
+  let message: CheckedMessage;
+  try {
+    message = checkStructure(value, accepted, options);
+  } catch (err) {
+    if (!(err instanceof TokenBindingError)) throw err;
+    return err;
+  }
+  if (state != null) {
+    const spent = signaturesSpent.get(state) ?? 0;
+    if (spent + message.signatures > options.maxSignaturesPerConnection) {
+      return fail('ERR_TB_SIGNATURE_BUDGET', {
+        field: 'signatures',
+        expected: `<= ${options.maxSignaturesPerConnection} per connection`,
+        actual: spent + message.signatures,
+      });
+    }
+    signaturesSpent.set(state, spent + message.signatures);
+  }
+  let verdict: CachedVerdict;
+  try {
+    verdict = checkSignatures(message, ekm, options);
+  } catch (err) {
+    if (!(err instanceof TokenBindingError)) throw err;
+    verdict = err;
+  }
+  if (state != null) rememberVerification(state, value, { options, verdict } satisfies CacheEntry);
+  return verdict;
 }
 
 function isContext(connection: TokenBindingConnection | TokenBindingConnectionContext): connection is TokenBindingConnectionContext {
@@ -148,6 +214,10 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  * - zero or several provided bindings `ERR_TB_NO_PROVIDED` / `ERR_TB_MULTIPLE_PROVIDED`, several
  *   referred `ERR_TB_MULTIPLE_REFERRED`;
  * - provided key parameters not accepted here `ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED`;
+ * - more signature checks in one message (provided + referred + others with known key
+ *   parameters) than `maxSignaturesPerMessage` (default 4): `ERR_TB_TOO_MANY_BINDINGS`, before
+ *   any check; with a per-connection `state`, a message that would take the connection past
+ *   `maxSignaturesPerConnection` checks (default 16) in all: `ERR_TB_SIGNATURE_BUDGET`;
  * - any signature that does not verify, including one on a binding of unknown type with known key
  *   parameters: `ERR_TB_SIGNATURE_INVALID`. A referred binding with unknown key parameters is
  *   accepted but exposed as `referred: null`; unknown types with unknown key parameters are
@@ -156,11 +226,16 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  * `connection` is either `{ ekm, negotiatedKeyParameters }` (nothing cached) or
  * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`; the facts'
  * `negotiatedKeyParameters` win over `options.keyParameters` when set). With a `state`, the
- * verdict — success **or failure** — is cached by header value on that connection: clients
- * repeat the same message on every request, and the verdict is a pure function of (value,
- * connection EKM, options), so a cached failure is as exact as a cached success and makes a
- * flood of one bad message cost one verification. Connection-level refusals (TLS conditions,
- * nothing negotiated) are re-checked per request and never take a slot. After the connection's
+ * verdict of every value whose signatures were checked — success **or failure** — is cached by
+ * header value on that connection: clients repeat the same message on every request, and the
+ * verdict is a pure function of (value, connection EKM, options), so a cached failure is as exact
+ * as a cached success and makes a flood of one bad signature cost one verification. Structural
+ * refusals (too large, not base64url, malformed, no provided binding, key parameters or binding
+ * count not accepted) are the same on every connection and cost no signature: they are
+ * re-checked per request, take no slot and keep no copy of the value, so the cache holds at most
+ * `maxDistinctMessages` values of at most `maxHeaderLength` characters (32 KiB with the
+ * defaults) whatever the client sends. Connection-level refusals (TLS conditions, nothing
+ * negotiated, budget spent) are re-checked per request too. After the connection's
  * `maxDistinctMessages` distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
  * signature work). The cache is never keyed by message bytes across connections: that would
  * accept a replay on another connection.
@@ -215,13 +290,7 @@ export function verifyTokenBindingHeader(
       verdict = entry.verdict;
     } else {
       if (!listening) started = nowNs();
-      try {
-        verdict = evaluate(value, ekm, accepted, resolved);
-      } catch (err) {
-        if (!(err instanceof TokenBindingError)) throw err;
-        verdict = err;
-      }
-      if (state != null) rememberVerification(state, value, { options: resolved, verdict } satisfies CacheEntry);
+      verdict = evaluate(value, ekm, accepted, resolved, state);
     }
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
@@ -233,7 +302,7 @@ export function verifyTokenBindingHeader(
 /** Whether two configurations judge a header value alike (`required` does not matter for a present one). */
 function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
   if (a === b) return true;
-  if (a.maxHeaderLength !== b.maxHeaderLength || a.backend !== b.backend) return false;
+  if (a.maxHeaderLength !== b.maxHeaderLength || a.backend !== b.backend || a.maxSignaturesPerMessage !== b.maxSignaturesPerMessage) return false;
   const ka = a.keyParameters;
   const kb = b.keyParameters;
   return ka.length === kb.length && ka.every((k, i) => k === kb[i]);

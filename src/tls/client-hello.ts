@@ -164,74 +164,154 @@ export function parseClientHello(bytes: Uint8Array): ClientHelloInfo {
 }
 
 /**
+ * Default cap of TLS records one ClientHello may span. Real clients send their hello in one
+ * record (a record holds 2^14 bytes, RFC 8446 §5.1, more than the 16 KiB `maxBytes` default);
+ * 64 still lets a 16 KiB hello come in 256-byte records, or a typical 500-byte one in 8-byte
+ * records, while a hello in thousands of one-byte records is refused on the header of record 65.
+ */
+export const MAX_CLIENT_HELLO_RECORDS = 64;
+
+/** First size of the copy of an incomplete hello; doubled as needed, never past `maxBytes`. */
+const INITIAL_WIRE_CAPACITY = 512;
+
+/**
  * Reassembles the ClientHello handshake message from TLS records as bytes arrive: a message may
  * span several records, and records may be split across TCP segments (down to one byte each).
- * Bytes are concatenated only when enough have arrived for the next step, so a trickling client
- * costs O(records), not O(bytes²).
+ *
+ * Incremental: the parse position (inside a record header or a payload), the handshake header and
+ * the message built so far are kept between pushes. Each received byte is examined once and
+ * copied at most twice (into the wire copy kept for {@link bytes}, amortized by doubling, and into
+ * the message), so the cost per byte is O(1) however the client fragments or segments its hello.
+ * The handshake header is read once, when its 4 bytes are in, and the message buffer is then
+ * allocated at its announced size (≤ `maxBytes`). A hello spread over more than `maxRecords`
+ * records is refused on the header of the first record past the cap.
  *
  * @internal Exported for tests and the inspector.
  */
 export class ClientHelloReader {
-  #chunks: Buffer[] = [];
-  #total = 0;
-  #need = RECORD_HEADER_BYTES;
+  /** A copy of the bytes received while the hello is incomplete. */
+  #wire: Buffer | null = null;
+  #wireLength = 0;
+  /** The chunk that completed the hello and any pushed after it, kept by reference. */
+  #tail: Buffer[] = [];
+  /** Where the current record ends on the wire (record headers included). */
+  #wireEnd = 0;
+  /** The current record header and how much of it has arrived. */
+  readonly #header = new Uint8Array(RECORD_HEADER_BYTES);
+  #headerFill = 0;
+  /** Payload bytes still to come in the current record; 0 while a header is being read. */
+  #payloadLeft = 0;
+  #records = 0;
+  /** The handshake header (msg_type || u24 length) until its 4 bytes are in. */
+  readonly #head = new Uint8Array(4);
+  #headFill = 0;
+  /** The handshake message, allocated once its length is known. */
+  #message: Uint8Array | null = null;
+  #messageFill = 0;
 
-  constructor(readonly maxBytes: number = 16384) {}
+  constructor(
+    readonly maxBytes: number = 16384,
+    readonly maxRecords: number = MAX_CLIENT_HELLO_RECORDS,
+  ) {}
 
   /** Every byte received so far (to hand back to the stream). */
   get bytes(): Buffer {
-    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#total)];
-    return this.#chunks[0] ?? Buffer.alloc(0);
+    const parts = this.#wireLength > 0 ? [this.#wire!.subarray(0, this.#wireLength), ...this.#tail] : this.#tail;
+    if (parts.length === 1) return parts[0]!;
+    // Concatenated once, when the socket is handed on; a second read reuses the result.
+    const all = Buffer.concat(parts);
+    this.#wire = null;
+    this.#wireLength = 0;
+    this.#tail = [all];
+    return all;
   }
 
   /**
    * Adds received bytes. Returns the complete handshake message once it is all there, else `null`.
-   * @throws {TokenBindingError} `ERR_TB_CLIENT_HELLO` when the bytes are not a TLS ClientHello or exceed `maxBytes`
+   * @throws {TokenBindingError} `ERR_TB_CLIENT_HELLO` when the bytes are not a TLS ClientHello,
+   *   exceed `maxBytes` or span more than `maxRecords` records
    */
   push(chunk: Uint8Array): Uint8Array | null {
-    this.#chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.#total += chunk.byteLength;
-    // #need never exceeds maxBytes (#wait refuses), so a short read is always within the cap.
-    if (this.#total < this.#need) return null;
-    return this.#scan(this.bytes);
-  }
-
-  #scan(buf: Buffer): Uint8Array | null {
-    const fragments: Buffer[] = [];
-    let handshakeBytes = 0;
-    let pos = 0;
-    for (;;) {
-      if (buf.length - pos < RECORD_HEADER_BYTES) return this.#wait(pos + RECORD_HEADER_BYTES);
-      const contentType = buf[pos]!;
-      const major = buf[pos + 1]!;
-      const length = buf.readUInt16BE(pos + 3);
-      // Checked before the payload arrives, so a non-TLS peer fails on its first 5 bytes.
-      if (contentType !== HANDSHAKE_CONTENT_TYPE) throw clientHelloError('record.type', HANDSHAKE_CONTENT_TYPE, contentType);
-      if (major !== 3) throw clientHelloError('record.version', '3.x', major);
-      if (length === 0 || length > MAX_RECORD_PAYLOAD) throw clientHelloError('record.length', `1..${MAX_RECORD_PAYLOAD}`, length);
-      if (fragments.length === 0 && buf.length > pos + RECORD_HEADER_BYTES && buf[pos + RECORD_HEADER_BYTES] !== CLIENT_HELLO_TYPE) {
-        throw clientHelloError('msg_type', CLIENT_HELLO_TYPE, buf[pos + RECORD_HEADER_BYTES]);
-      }
-      const end = pos + RECORD_HEADER_BYTES + length;
-      if (buf.length < end) return this.#wait(end);
-      fragments.push(buf.subarray(pos + RECORD_HEADER_BYTES, end));
-      handshakeBytes += length;
-      pos = end;
-      if (handshakeBytes >= 4) {
-        const head = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments, 4);
-        const messageBytes = 4 + ((head[1]! << 16) | (head[2]! << 8) | head[3]!);
-        if (messageBytes > this.maxBytes) throw clientHelloError('ClientHello.length', `<= ${this.maxBytes} bytes`, messageBytes);
-        if (handshakeBytes >= messageBytes) {
-          const all = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments, handshakeBytes);
-          return all.subarray(0, messageBytes);
-        }
-      }
+    const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.#complete() || this.#consume(view)) {
+      this.#tail.push(view);
+      return this.#message;
     }
+    this.#keep(view);
+    return null;
   }
 
-  #wait(need: number): null {
-    if (need > this.maxBytes) throw clientHelloError('size', `<= ${this.maxBytes} bytes`, need);
-    this.#need = need;
-    return null;
+  #complete(): boolean {
+    return this.#message !== null && this.#messageFill === this.#message.length;
+  }
+
+  /** Copies the bytes of an incomplete hello (at most `maxBytes` + 4: #consume refuses more). */
+  #keep(view: Buffer): void {
+    const needed = this.#wireLength + view.length;
+    if (this.#wire === null || needed > this.#wire.length) {
+      let capacity = this.#wire === null ? INITIAL_WIRE_CAPACITY : this.#wire.length * 2;
+      while (capacity < needed) capacity *= 2;
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(capacity, this.maxBytes)));
+      if (this.#wire !== null) grown.set(this.#wire.subarray(0, this.#wireLength));
+      this.#wire = grown;
+    }
+    this.#wire.set(view, this.#wireLength);
+    this.#wireLength = needed;
+  }
+
+  /** Advances the parse over `bytes`; true once the message is complete (later bytes are TLS's). */
+  #consume(bytes: Buffer): boolean {
+    let i = 0;
+    while (i < bytes.length) {
+      if (this.#payloadLeft === 0) {
+        this.#header[this.#headerFill++] = bytes[i++]!;
+        // The content type is checked on its own byte, so a non-TLS peer fails at once.
+        if (this.#headerFill === 1 && this.#header[0] !== HANDSHAKE_CONTENT_TYPE) {
+          throw clientHelloError('record.type', HANDSHAKE_CONTENT_TYPE, this.#header[0]);
+        }
+        if (this.#headerFill === RECORD_HEADER_BYTES) this.#startRecord();
+      } else if (this.#headFill < 4) {
+        // The handshake header, a byte at a time: it may itself be split across records.
+        const b = bytes[i++]!;
+        this.#payloadLeft--;
+        if (this.#headFill === 0 && b !== CLIENT_HELLO_TYPE) throw clientHelloError('msg_type', CLIENT_HELLO_TYPE, b);
+        this.#head[this.#headFill++] = b;
+        if (this.#headFill === 4) this.#startMessage();
+      } else {
+        const message = this.#message!;
+        const n = Math.min(this.#payloadLeft, bytes.length - i, message.length - this.#messageFill);
+        message.set(bytes.subarray(i, i + n), this.#messageFill);
+        this.#messageFill += n;
+        this.#payloadLeft -= n;
+        i += n;
+      }
+      if (this.#complete()) return true;
+    }
+    return false;
+  }
+
+  #startRecord(): void {
+    const h = this.#header;
+    this.#headerFill = 0;
+    const major = h[1]!;
+    const length = (h[3]! << 8) | h[4]!;
+    if (major !== 3) throw clientHelloError('record.version', '3.x', major);
+    if (length === 0 || length > MAX_RECORD_PAYLOAD) throw clientHelloError('record.length', `1..${MAX_RECORD_PAYLOAD}`, length);
+    this.#records++;
+    if (this.#records > this.maxRecords) throw clientHelloError('records', `<= ${this.maxRecords}`, this.#records);
+    // Checked on the header, before the payload arrives: the hello, records included, fits maxBytes.
+    this.#wireEnd += RECORD_HEADER_BYTES + length;
+    if (this.#wireEnd > this.maxBytes) throw clientHelloError('size', `<= ${this.maxBytes} bytes`, this.#wireEnd);
+    this.#payloadLeft = length;
+  }
+
+  #startMessage(): void {
+    const head = this.#head;
+    const messageBytes = 4 + ((head[1]! << 16) | (head[2]! << 8) | head[3]!);
+    if (messageBytes > this.maxBytes) throw clientHelloError('ClientHello.length', `<= ${this.maxBytes} bytes`, messageBytes);
+    const message = new Uint8Array(messageBytes);
+    message.set(head);
+    this.#message = message;
+    this.#messageFill = 4;
   }
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:crypto';
-import type { TlsOptions, TLSSocket } from 'node:tls';
+import type { SecureContextOptions, Server as TlsServer, TlsOptions, TLSSocket } from 'node:tls';
 import { hasExtendedMasterSecret } from './session.js';
 
 /**
@@ -26,6 +26,42 @@ export function withRenegotiationRefused<T extends TlsOptions>(options: T): T {
   // turn the result into a negative int32.
   const has = Math.floor(current / TOKBIND_SECURE_OPTIONS) % 2 === 1;
   return { ...options, secureOptions: has ? current : current + TOKBIND_SECURE_OPTIONS };
+}
+
+const refusing = new WeakSet<TlsServer>();
+
+/**
+ * Keeps a TLS server (tls, https, http2 secure) refusing renegotiation for its whole life, not
+ * only with the options it was created with:
+ *
+ * - `server.setSecureContext(options)` (a certificate rotation) builds the new context from
+ *   `options` alone, so a plain call would drop `SSL_OP_NO_RENEGOTIATION` for every later
+ *   connection; here the options pass through {@link withRenegotiationRefused} first;
+ * - every connection also gets `tlsSocket.disableRenegotiation()` at 'secureConnection': whatever
+ *   context it ended up with (an SNI context from `addContext` or `SNICallback`, say), a
+ *   renegotiation handshake that starts is a TLS error, and tokbind's servers then close the
+ *   connection.
+ *
+ * Idempotent. tokbind's `createServer` and `createSecureServer` call it.
+ *
+ * @example
+ * ```ts
+ * const server = https.createServer(withRenegotiationRefused({ key, cert }), handler)
+ * keepRenegotiationRefused(server)
+ * server.setSecureContext({ key: newKey, cert: newCert }) // still refuses renegotiation
+ * ```
+ */
+export function keepRenegotiationRefused(server: TlsServer): void {
+  if (server === null || typeof server !== 'object' || typeof server.setSecureContext !== 'function') {
+    throw new TypeError('server must be a TLS server');
+  }
+  if (refusing.has(server)) return;
+  refusing.add(server);
+  const setSecureContext = server.setSecureContext;
+  server.setSecureContext = function (this: TlsServer, options: SecureContextOptions): void {
+    Reflect.apply(setSecureContext, this, [withRenegotiationRefused(options as TlsOptions)]);
+  };
+  server.prependListener('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
 }
 
 /** Why a connection cannot carry Token Binding. */

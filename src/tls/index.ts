@@ -8,12 +8,13 @@ export { hasExtendedMasterSecret } from './session.js';
 export {
   TOKBIND_SECURE_OPTIONS,
   checkTokenBindingConditions,
+  keepRenegotiationRefused,
   tokenBindingConditions,
   withRenegotiationRefused,
   type TlsConditionsDetail,
   type TokenBindingConditions,
 } from './conditions.js';
-export { parseClientHello, type ClientHelloInfo } from './client-hello.js';
+export { MAX_CLIENT_HELLO_RECORDS, parseClientHello, type ClientHelloInfo } from './client-hello.js';
 export { CLIENT_HELLO_ERROR_EVENT, getClientHelloInfo, inspectClientHellos, type InspectClientHellosOptions } from './inspect.js';
 export {
   DEFAULT_MAX_DISTINCT_MESSAGES,

@@ -5,12 +5,17 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type TokenBindingError, isTokenBindingError } from '../errors.js';
-import { ClientHelloReader, clientHelloError, parseClientHello, type ClientHelloInfo } from './client-hello.js';
+import { ClientHelloReader, MAX_CLIENT_HELLO_RECORDS, clientHelloError, parseClientHello, type ClientHelloInfo } from './client-hello.js';
 
 /** Options for {@link inspectClientHellos}. */
 export interface InspectClientHellosOptions {
   /** Largest ClientHello (records included) accepted. Default 16384. */
   readonly maxBytes?: number;
+  /**
+   * Most TLS records the ClientHello may span. Default {@link MAX_CLIENT_HELLO_RECORDS} (64): real
+   * clients send one.
+   */
+  readonly maxRecords?: number;
   /** Time allowed for the whole ClientHello to arrive. Default 5000 ms. */
   readonly timeoutMs?: number;
   /** Told why a connection was dropped before TLS started (the socket is already destroyed). */
@@ -49,9 +54,10 @@ export function getClientHelloInfo(socket: Socket | TLSSocket): ClientHelloInfo 
  *
  * Each raw socket is read until a whole ClientHello has arrived, then paused, the bytes are
  * unshifted, and the socket is handed to the server's own 'connection' listeners (Node's TLSSocket
- * drains already-buffered bytes when it wraps a socket). Malformed input, non-TLS, more than
- * `maxBytes` or slower than `timeoutMs`: the socket is destroyed, `onError` is called and the
- * server emits `'tokbind:clientHelloError'`; the server keeps serving.
+ * drains already-buffered bytes when it wraps a socket). The reader is incremental: each byte
+ * costs O(1) whatever the record and segment sizes. Malformed input, non-TLS, more than
+ * `maxBytes`, more than `maxRecords` records or slower than `timeoutMs`: the socket is destroyed,
+ * `onError` is called and the server emits `'tokbind:clientHelloError'`; the server keeps serving.
  *
  * Call it once, after the server is created (its 'connection' listeners exist by then) and before
  * it accepts connections.
@@ -67,8 +73,9 @@ export function inspectClientHellos(server: NetServer, options: InspectClientHel
   if (server === null || typeof server !== 'object' || typeof server.listeners !== 'function') {
     throw new TypeError('server must be a net/tls/https/http2 server');
   }
-  const { maxBytes = 16384, timeoutMs = 5000, onError } = options;
+  const { maxBytes = 16384, maxRecords = MAX_CLIENT_HELLO_RECORDS, timeoutMs = 5000, onError } = options;
   if (!Number.isInteger(maxBytes) || maxBytes < 64) throw new TypeError('maxBytes must be an integer >= 64');
+  if (!Number.isInteger(maxRecords) || maxRecords < 1) throw new TypeError('maxRecords must be a positive integer');
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError('timeoutMs must be a positive number');
   if (onError !== undefined && typeof onError !== 'function') throw new TypeError('onError must be a function');
   if (inspected.has(server)) throw new TypeError('inspectClientHellos was already installed on this server');
@@ -78,7 +85,7 @@ export function inspectClientHellos(server: NetServer, options: InspectClientHel
   server.removeAllListeners('connection');
 
   server.on('connection', (socket: Socket) => {
-    const reader = new ClientHelloReader(maxBytes);
+    const reader = new ClientHelloReader(maxBytes, maxRecords);
     let settled = false;
 
     const finish = (): void => {

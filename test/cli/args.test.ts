@@ -149,3 +149,13 @@ test('parseCommand: every mistake is a UsageError naming the option', (t) => {
   t.regex(helpText(spec), /--must M +d \(required\)/);
   t.regex(helpText(spec), /-l, --list VALUE +d \(repeatable\)/);
 });
+
+test('option and command names from the command line are never looked up on Object.prototype', async (t) => {
+  for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    t.throws(() => parseCommand(spec, ['--must=m', `--${name}`], {}), { instanceOf: UsageError, message: `unknown option --${name}` });
+    const r = await runBin([name]);
+    t.is(r.code, 2, name);
+    t.true(r.stderr.startsWith(`tokbind: unknown command '${name}'`), name);
+    t.is((await runBin(['help', name])).code, 2, name);
+  }
+});

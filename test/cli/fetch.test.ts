@@ -1,4 +1,5 @@
 import test from 'ava';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { ExitCode, UsageError, type CliCommand } from '../../src/cli/io.js';
 import { testCertificate } from '../_tls.js';
 import { SSL_OP_NO_EXTENDED_MASTER_SECRET, startCheckingServer, type SeenRequest } from '../client/_server.js';
 import { runCommand } from './_run.js';
+import { runBin } from './_bin.js';
 
 const run = (command: CliCommand, argv: string[]) => runCommand(command, argv);
 
@@ -103,4 +105,63 @@ test('fetch usage errors', async (t) => {
   for (const argv of [[], ['a', 'b'], ['not-a-url'], ['ftp://example.com/'], ['https://x/', '-H', 'no colon'], ['https://x/', '--key-parameters', 'p384'], ['https://x/', '--bogus']]) {
     await t.throwsAsync(() => run(fetch, argv), { instanceOf: UsageError }, argv.join(' '));
   }
+});
+
+test('fetch: a status >= 400 exits 1 with ERR_HTTP_STATUS on stderr (body still printed); --no-fail exits 0', async (t) => {
+  const server = await startCheckingServer({ routes: echoRoutes });
+  t.teardown(() => server.close());
+  const failed = await run(fetch, [server.url('/missing'), '--insecure']);
+  t.is(failed.code, ExitCode.failure);
+  t.is(failed.stdout, 'nope');
+  t.deepEqual(JSON.parse(failed.stderr), { error: { code: 'ERR_HTTP_STATUS', message: `HTTP 404 Not Found from ${new URL(server.url('/')).origin}`, status: 404 } });
+  const tolerated = await run(fetch, [server.url('/missing'), '--insecure', '--no-fail']);
+  t.is(tolerated.code, ExitCode.ok);
+  t.is(tolerated.stdout, 'nope');
+  t.is(tolerated.stderr, '');
+});
+
+test('fetch -X/--method and -d/--data (text, @file, - for stdin): the method and body the server receives', async (t) => {
+  const server = await startCheckingServer();
+  t.teardown(() => server.close());
+  const dir = await tempDir(t);
+  const file = join(dir, 'body.json');
+  await writeFile(file, '{"user":"alice"}');
+  const cases: [string[], string, string, string][] = [
+    [[], '', 'GET', ''],
+    [['-d', 'user=alice'], '', 'POST', 'user=alice'],
+    [['--data=user=bob', '-X', 'PUT'], '', 'PUT', 'user=bob'],
+    [['-d', `@${file}`, '-H', 'Content-Type: application/json'], '', 'POST', '{"user":"alice"}'],
+    [['--data', '-'], 'from stdin', 'POST', 'from stdin'],
+    [['-X', 'delete'], '', 'DELETE', ''],
+  ];
+  for (const [argv, stdin, method, body] of cases) {
+    const r = await runCommand(fetch, [server.url('/m'), '--insecure', ...argv], stdin);
+    t.is(r.code, ExitCode.ok, `${argv.join(' ')}: ${r.stderr}`);
+    const seen = JSON.parse(r.stdout) as SeenRequest;
+    t.like(seen, { method, body, valid: true }, argv.join(' '));
+  }
+  const missing = await run(fetch, [server.url('/m'), '--insecure', '-d', `@${join(dir, 'nope')}`]);
+  t.is(missing.code, ExitCode.failure);
+  t.regex((JSON.parse(missing.stderr) as { error: { message: string } }).error.message, /^--data .*nope: cannot read the file \(no such file\)$/);
+  for (const argv of [['-X', 'GET', '-d', 'x'], ['-X', 'BAD METHOD'], ['-d', '-', '--ca', '-']]) {
+    await t.throwsAsync(() => run(fetch, [server.url('/m'), ...argv]), { instanceOf: UsageError }, argv.join(' '));
+  }
+});
+
+test("fetch -d does the demo's POST /login by hand: a form body, the bound session cookie back", async (t) => {
+  const { createDemoApp } = await import('../../src/demo/app.js');
+  const { createServer } = await import('../../src/http/server.js');
+  const server = createServer({ key: testCertificate.key, cert: testCertificate.cert }, createDemoApp().handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `https://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/login`;
+  const r = await runBin(['fetch', url, '-d', 'user=alice', '--insecure', '-i']);
+  t.is(r.code, ExitCode.ok, r.stderr);
+  t.regex(r.stdout, /^HTTP\/1\.1 200 OK\n/);
+  t.regex(r.stdout, /^set-cookie: sid=/m);
+  t.like(JSON.parse(r.stdout.split('\n\n')[1]!), { user: 'alice' });
 });

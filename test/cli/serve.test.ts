@@ -4,7 +4,9 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -162,4 +164,142 @@ test('usage errors', async (t) => {
   for (const argv of [['--port', 'http'], ['--port', '70000'], ['--cert', 'a.pem'], ['--key-parameters', 'ecdsa'], ['--bogus'], ['--host']]) {
     await t.throwsAsync(serve(argv, io), { instanceOf: UsageError }, argv.join(' '));
   }
+});
+
+async function certFiles(t: { teardown(fn: () => Promise<void>): void }): Promise<{ dir: string; cert: string; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tokbind-serve-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'cert.pem'), testCertificate.cert);
+  await writeFile(join(dir, 'key.pem'), testCertificate.key);
+  return { dir, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+}
+
+test('--required does not apply to GET /metrics (Prometheus sends no binding); everything else needs one', async (t) => {
+  const files = await certFiles(t);
+  const server = await start(['--cert', files.cert, '--key', files.key, '--required']);
+  const connection = await openConnection(server.port, { tls: 'TLSv1.3' });
+  try {
+    const metrics = await connection.request('/metrics');
+    t.is(metrics.status, 200);
+    t.regex(metrics.body, /^tokbind_verifications_total/m);
+    for (const path of ['/whoami', '/nowhere']) {
+      const refused = await connection.request(path);
+      t.is(refused.status, 400, path);
+      t.is((JSON.parse(refused.body) as { code: string }).code, 'ERR_TB_HEADER_MISSING');
+    }
+    const bound = await connection.request('/whoami', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: connection.ekm }) });
+    t.is(bound.status, 200);
+    // An invalid header is refused on every path, /metrics included (the server judges it first).
+    t.is((await connection.request('/metrics', { 'sec-token-binding': 'AAA' })).status, 400);
+  } finally {
+    await connection.close();
+    t.is(await server.stop(), ExitCode.ok);
+  }
+});
+
+test('--on-invalid ignore lets an invalid header through unbound (reject is the default); with --required it is still refused', async (t) => {
+  const files = await certFiles(t);
+  for (const [argv, status] of [
+    [[], 400],
+    [['--on-invalid', 'reject'], 400],
+    [['--on-invalid=ignore'], 200],
+    [['--on-invalid', 'ignore', '--required'], 400],
+  ] as const) {
+    const server = await start(['--cert', files.cert, '--key', files.key, ...argv]);
+    const connection = await openConnection(server.port, { tls: 'TLSv1.3' });
+    try {
+      const r = await connection.request('/whoami', { 'sec-token-binding': 'AAA' });
+      t.is(r.status, status, argv.join(' '));
+      if (status === 200) t.deepEqual(JSON.parse(r.body), { tokenBinding: null });
+    } finally {
+      await connection.close();
+      t.is(await server.stop(), ExitCode.ok);
+    }
+  }
+  const io: CliIo = { stdin: Readable.from([]), stdout: new Writable({ write: (_c, _e, cb) => cb() }), stderr: new Writable({ write: (_c, _e, cb) => cb() }), env: {} };
+  const err = await t.throwsAsync(serve(['--on-invalid', 'drop'], io), { instanceOf: UsageError });
+  t.is(err!.message, '--on-invalid must be one of reject, ignore, got "drop"');
+});
+
+test('--inspect-client-hello reads ClientHellos before TLS: a record announcing more than 16 KiB is dropped at once', async (t) => {
+  const files = await certFiles(t);
+  // The header of a handshake record longer than any ClientHello the inspector accepts.
+  const oversize = Uint8Array.of(22, 3, 1, 0x40, 0x01, 1);
+  const probe = async (port: number) => {
+    const socket = net.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(oversize);
+    let closed = false;
+    socket.on('error', () => {});
+    socket.once('close', () => (closed = true));
+    return { socket, closed: () => closed, close: once(socket, 'close') };
+  };
+  const inspected = await start(['--cert', files.cert, '--key', files.key, '--inspect-client-hello']);
+  try {
+    const p = await probe(inspected.port);
+    await p.close; // the server hung up without waiting for the rest
+    t.true(p.closed());
+  } finally {
+    t.is(await inspected.stop(), ExitCode.ok);
+  }
+  // Without it Node's TLS waits for the rest of the record: a whole request on another
+  // connection completes first.
+  const plain = await start(['--cert', files.cert, '--key', files.key]);
+  try {
+    const p = await probe(plain.port);
+    const connection = await openConnection(plain.port, { tls: 'TLSv1.3' });
+    t.is((await connection.request('/whoami')).status, 200);
+    await connection.close();
+    t.false(p.closed());
+    p.socket.destroy();
+  } finally {
+    t.is(await plain.stop(), ExitCode.ok);
+  }
+});
+
+test('bad --cert/--key name the file and what is wrong; exit 1 with a JSON error', async (t) => {
+  const files = await certFiles(t);
+  const junk = join(files.dir, 'junk.pem');
+  await writeFile(junk, 'not a pem file\n');
+  const other = join(files.dir, 'other-key.pem');
+  const { generateKeyPairSync } = await import('node:crypto');
+  await writeFile(other, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const cases: [string[], RegExp][] = [
+    [['--cert', junk, '--key', files.key], /^--cert .*junk\.pem: no PEM certificate \(-----BEGIN CERTIFICATE-----\) found: it is not PEM$/],
+    [['--cert', files.key, '--key', files.key], /^--cert .*key\.pem: no PEM certificate .* found: it holds a PEM "PRIVATE KEY" block$/],
+    [['--cert', files.cert, '--key', files.cert], /^--key .*cert\.pem: no PEM private key .* found: it holds a PEM "CERTIFICATE" block$/],
+    [['--cert', files.cert, '--key', other], /^--key .*other-key\.pem is not the private key of the certificate in --cert .*cert\.pem/],
+    [['--cert', join(files.dir, 'missing.pem'), '--key', files.key], /^--cert .*missing\.pem: cannot read the file \(no such file\)$/],
+  ];
+  for (const [argv, message] of cases) {
+    const err: string[] = [];
+    const io: CliIo = {
+      stdin: Readable.from([]),
+      stdout: new Writable({ write: (_c, _e, cb) => cb() }),
+      stderr: new Writable({
+        write(chunk: Buffer, _e, cb) {
+          err.push(chunk.toString());
+          cb();
+        },
+      }),
+      env: {},
+    };
+    t.is(await serve(['--port', '0', ...argv], io), ExitCode.failure, argv.join(' '));
+    const { error } = JSON.parse(err.join('')) as { error: { code: string; message: string } };
+    t.is(error.code, 'ERR_CLI_INPUT');
+    t.regex(error.message, message);
+    t.notRegex(error.message, /PEM routines|no start line/);
+  }
+  // - reads one of them from stdin.
+  const fromStdin: CliIo = {
+    stdin: Readable.from([Buffer.from(testCertificate.key)]),
+    stdout: new Writable({ write: (_c, _e, cb) => cb() }),
+    stderr: new Writable({ write: (_c, _e, cb) => cb() }),
+    env: {},
+  };
+  const controller = new AbortController();
+  const running = serve(['--port', '0', '--cert', files.cert, '--key', '-'], fromStdin, controller.signal);
+  setTimeout(() => controller.abort(), 200);
+  t.is(await running, ExitCode.ok);
+  await t.throwsAsync(serve(['--cert', '-', '--key', '-'], fromStdin), { instanceOf: UsageError, message: /only one of --cert, --key can read stdin/ });
 });

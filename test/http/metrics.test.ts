@@ -98,7 +98,7 @@ test.serial('events go to subscribers only, without key material', (t) => {
   }
 });
 
-test.serial('Prometheus text: five families, cumulative buckets ending at +Inf = count', (t) => {
+test.serial('Prometheus text: seven families, cumulative buckets ending at +Inf = count', (t) => {
   resetMetrics();
   drive();
   const text = formatPrometheusMetrics();
@@ -110,6 +110,8 @@ test.serial('Prometheus text: five families, cumulative buckets ending at +Inf =
     ['tokbind_cache_lookups_total', 'counter'],
     ['tokbind_tls_conditions_unmet_total', 'counter'],
     ['tokbind_verification_duration_seconds', 'histogram'],
+    ['tokbind_sessions_total', 'counter'],
+    ['tokbind_session_rejections_total', 'counter'],
   ]);
   const value = (series: string) => {
     const line = text.split('\n').find((l) => l.startsWith(series + ' '));

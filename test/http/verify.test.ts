@@ -202,8 +202,12 @@ test('the cache: distinct values are capped; refusals about the connection take 
   const connection = context({}, s);
   const values = [header(signed(ec, 0)), header(signed(ec, 0)), header(signed(ec, 0))];
   t.not(verifyTokenBindingHeader(values[0], connection), null);
+  // Structural refusals are the same on every connection: no slot, no copy kept (issue 11, item 4).
   code(t, () => verifyTokenBindingHeader('AAA', connection), 'ERR_TB_MALFORMED');
-  code(t, () => verifyTokenBindingHeader(values[1], connection), 'ERR_TB_TOO_MANY_MESSAGES');
+  code(t, () => verifyTokenBindingHeader('A'.repeat(5000), connection), 'ERR_TB_HEADER_TOO_LARGE');
+  t.is(s.distinct, 1);
+  t.not(verifyTokenBindingHeader(values[1], connection), null);
+  code(t, () => verifyTokenBindingHeader(values[2], connection), 'ERR_TB_TOO_MANY_MESSAGES');
   t.not(verifyTokenBindingHeader(values[0], connection), null, 'known values still answer');
 
   const refused = state(1);

@@ -9,7 +9,14 @@
  *   tenth sends a Token Binding request so the verification cache is populated), then every
  *   server-side TLS socket, its connection facts (EKM) and its verification cache must be
  *   garbage-collected (FinalizationRegistry after forced GCs), heap growth bounded, no server-side
- *   connection left.
+ *   connection left;
+ * - memory per connection (issue 11, item 4): distinct over-cap values are not kept — the
+ *   verification cache holds at most maxDistinctMessages values of at most maxHeaderLength
+ *   characters whatever the client sends (measured as the cache's entries and key lengths on
+ *   every server-side connection);
+ * - signature work per connection (issue 11, item 5): bindings of other types multiply signature
+ *   checks no more than maxSignaturesPerMessage per message and maxSignaturesPerConnection per
+ *   connection (counted by a counting backend wrapping the real one).
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { once } from 'node:events';
@@ -21,7 +28,9 @@ import type { VerificationBackend } from '../../src/crypto/backend.js';
 import { nodeBackend } from '../../src/crypto/node-backend.js';
 import { generateTokenBindingKey, type TokenBindingKey } from '../../src/crypto/sign.js';
 import type { VerifyEvent } from '../../src/http/metrics.js';
-import { getConnectionFacts, getConnectionState } from '../../src/tls/connection.js';
+import { DEFAULT_MAX_SIGNATURES_PER_CONNECTION, DEFAULT_MAX_SIGNATURES_PER_MESSAGE } from '../../src/http/options.js';
+import { DEFAULT_MAX_HEADER_LENGTH } from '../../src/codec/header.js';
+import { DEFAULT_MAX_DISTINCT_MESSAGES, getConnectionFacts, getConnectionState, type ConnectionState } from '../../src/tls/connection.js';
 import { printSummary } from '../fuzz/_fuzz.js';
 import { testCertificate } from '../_tls.js';
 import { RawHttpConnection, ekmOf, sleep, within, type RawResponse } from './_net.js';
@@ -107,6 +116,127 @@ test.serial('the header cap holds before decoding: junk over the cap costs no de
     }
     t.is(backend.calls, 0);
     await connection.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+/** What a connection's verification cache holds: entries and characters of the values kept. */
+function retained(state: ConnectionState): { entries: number; characters: number } {
+  let characters = state.lastHeader?.length ?? 0;
+  for (const value of state.verified.keys()) characters += value.length;
+  return { entries: state.verified.size, characters };
+}
+
+/** The documented bound of one connection's cache: maxDistinctMessages values of at most maxHeaderLength characters (+ the last one looked up). */
+const CACHE_BOUND_CHARACTERS = (DEFAULT_MAX_DISTINCT_MESSAGES + 1) * DEFAULT_MAX_HEADER_LENGTH;
+
+test.serial('distinct over-cap values on many connections: nothing kept; every cache within its documented bound', async (t) => {
+  const backend = countingBackend();
+  const srv = await startServer({ backend });
+  const states: ConnectionState[] = [];
+  srv.server.on('secureConnection', (socket: tls.TLSSocket) => {
+    const state = getConnectionState(socket);
+    if (state !== null) states.push(state);
+  });
+  try {
+    const key = generateTokenBindingKey();
+    const connections = await Promise.all(Array.from({ length: 50 }, () => RawHttpConnection.open(srv.port)));
+    const codes = new Set<string>();
+    await Promise.all(
+      connections.map(async (connection, c) => {
+        // 8 distinct 15,000-character values (the issue's case: 134 KiB kept per connection), then 12 more.
+        for (let i = 0; i < 20; i++) {
+          const value = `${String(c).padStart(3, '0')}${String(i).padStart(3, '0')}`.padEnd(15_000, 'A');
+          codes.add(code(await connection.request([['Sec-Token-Binding', value]])));
+        }
+        // A valid message still works after them: over-cap values took no slot.
+        t.is((await connection.request([['Sec-Token-Binding', validHeader(key, connection.ekm)]])).status, 200);
+        for (let i = 0; i < 5; i++) codes.add(code(await connection.request([['Sec-Token-Binding', `!${i}`.repeat(2000)]])));
+      }),
+    );
+    t.deepEqual([...codes].sort(), ['ERR_TB_HEADER_ENCODING', 'ERR_TB_HEADER_TOO_LARGE']);
+    t.is(states.length, 50);
+    let total = 0;
+    for (const state of states) {
+      const { entries, characters } = retained(state);
+      t.is(entries, 1, 'only the verified value is kept');
+      t.true(characters <= CACHE_BOUND_CHARACTERS, `${characters} characters kept`);
+      total += characters;
+    }
+    t.is(backend.calls, 50, 'one signature check per connection');
+    summary['over-cap: connections'] = 50;
+    summary['over-cap: 15,000-char values sent'] = 50 * 20;
+    summary['over-cap: characters kept, all connections'] = total;
+    await Promise.all(connections.map((c) => c.close()));
+  } finally {
+    await srv.close();
+  }
+});
+
+test.serial('however large the messages, each cached value is at most maxHeaderLength characters', async (t) => {
+  const srv = await startServer({ maxDistinctMessages: 1000, maxSignaturesPerConnection: 10_000 });
+  let state: ConnectionState | null = null;
+  srv.server.once('secureConnection', (socket: tls.TLSSocket) => (state = getConnectionState(socket)));
+  try {
+    const connection = await RawHttpConnection.open(srv.port);
+    const key = generateTokenBindingKey();
+    // Largest valid messages: provided + 3 others, padded with unsigned extension bytes up to the cap.
+    for (let i = 0; i < 40; i++) {
+      const pad = (n: number): { type: number; data: Uint8Array }[] => [{ type: i, data: new Uint8Array(n).fill(i) }];
+      const bindings = [signedBinding(key, 0, connection.ekm, pad(2000)), ...[2, 3, 4].map((type) => signedBinding(key, type, connection.ekm))];
+      const value = headerOf(encodeWire(bindings).bytes);
+      t.true(value.length <= DEFAULT_MAX_HEADER_LENGTH && value.length > 3000);
+      t.is((await connection.request([['Sec-Token-Binding', value]])).status, 200);
+    }
+    const { entries, characters } = retained(state!);
+    t.is(entries, 40);
+    t.true(characters <= (entries + 1) * DEFAULT_MAX_HEADER_LENGTH, `${characters} characters for ${entries} values`);
+    await connection.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test.serial('bindings of other types: at most maxSignaturesPerMessage checks per message, maxSignaturesPerConnection per connection', async (t) => {
+  const backend = countingBackend();
+  const srv = await startServer({ backend });
+  try {
+    const key = generateTokenBindingKey();
+    // The issue's case: ~21 correctly signed others fit under the header cap; 8 distinct messages
+    // from one set of signatures by varying unsigned extension bytes: 176 checks before the fix.
+    const connection = await RawHttpConnection.open(srv.port);
+    const others = Array.from({ length: 20 }, (_, i) => signedBinding(key, 2 + i, connection.ekm));
+    const provided = signedBinding(key, 0, connection.ekm);
+    const many: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const value = headerOf(encodeWire([{ ...provided, extensions: [{ type: 1, data: Uint8Array.of(i) }] }, ...others]).bytes);
+      t.true(value.length <= DEFAULT_MAX_HEADER_LENGTH);
+      many.push(code(await connection.request([['Sec-Token-Binding', value]])));
+    }
+    t.deepEqual(new Set(many), new Set(['ERR_TB_TOO_MANY_BINDINGS']));
+    t.is(backend.calls, 0, 'refused before any signature check');
+
+    // Within the per-message cap (provided + 3 others = 4 checks), distinct by extension bytes:
+    // the connection's budget (16) is spent after 4 messages.
+    const second = await RawHttpConnection.open(srv.port);
+    const three = [2, 3, 4].map((type) => signedBinding(key, type, second.ekm));
+    const p2 = signedBinding(key, 0, second.ekm);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const value = headerOf(encodeWire([{ ...p2, extensions: [{ type: 1, data: Uint8Array.of(i) }] }, ...three]).bytes);
+      const res = await second.request([['Sec-Token-Binding', value]]);
+      outcomes.push(res.status === 200 ? '200' : code(res));
+    }
+    t.deepEqual(outcomes, [...Array(4).fill('200'), ...Array(4).fill('ERR_TB_SIGNATURE_BUDGET')]);
+    t.is(backend.calls, DEFAULT_MAX_SIGNATURES_PER_CONNECTION, 'the budget, not 8 x 4');
+    // Known values are still answered from the cache once the budget is spent.
+    const again = headerOf(encodeWire([{ ...p2, extensions: [{ type: 1, data: Uint8Array.of(0) }] }, ...three]).bytes);
+    t.is((await second.request([['Sec-Token-Binding', again]])).status, 200);
+    t.is(backend.calls, DEFAULT_MAX_SIGNATURES_PER_CONNECTION);
+    t.is(DEFAULT_MAX_SIGNATURES_PER_MESSAGE, 4);
+    summary['others: signature checks, 16 messages on 2 connections'] = backend.calls;
+    await Promise.all([connection.close(), second.close()]);
   } finally {
     await srv.close();
   }

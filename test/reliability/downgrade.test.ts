@@ -116,7 +116,9 @@ test('a client-initiated renegotiation is refused; the other connections carry o
     if (err) errors.push((err as NodeJS.ErrnoException).code ?? err.message);
   });
   await within(closed(connection.socket), 10_000, 'renegotiating connection closes');
-  t.true(errors.includes('ERR_SSL_NO_RENEGOTIATION'), errors.join(', '));
+  // The server closes the connection as the renegotiation starts (disableRenegotiation); the
+  // client may or may not have read the no_renegotiation alert by then.
+  t.true(errors.every((e) => e === 'ERR_SSL_NO_RENEGOTIATION'), errors.join(', '));
   tally.refused++;
   await good.progress(10, 'renegotiation');
   t.true(good.ok > before);

@@ -29,7 +29,7 @@ const GUARD_MS = 10_000;
 
 const HANDSHAKE_TIMEOUT_MS = 2000;
 const srv = await startServer(
-  { inspectClientHello: { timeoutMs: HELLO_TIMEOUT_MS }, maxDistinctMessages: 100_000 },
+  { inspectClientHello: { timeoutMs: HELLO_TIMEOUT_MS }, maxDistinctMessages: 100_000, maxSignaturesPerConnection: 1_000_000 },
   { handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
 );
 const good = new GoodClient(srv.port).start();

@@ -6,7 +6,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import { encodeTokenBindingExtension } from '../../src/codec/extension.js';
 import { isTokenBindingError } from '../../src/errors.js';
-import { ClientHelloReader, parseClientHello, type ClientHelloInfo } from '../../src/tls/client-hello.js';
+import { ClientHelloReader, MAX_CLIENT_HELLO_RECORDS, parseClientHello, type ClientHelloInfo } from '../../src/tls/client-hello.js';
+import { WorkBudgetExceeded, countCopies } from '../_work.js';
 import { buildClientHello, captureNodeClientHello, spliceExtension, toRecords, type Extension } from './_hello.js';
 
 const TB_OFFER = encodeTokenBindingExtension({ version: { major: 1, minor: 0 }, keyParameters: [2, 1, 0] });
@@ -119,9 +120,10 @@ test('extension 24 spliced into a real ClientHello is read as the offer', async 
 
 test('ClientHelloReader reassembles across records and byte-sized segments', async (t) => {
   const { message } = await captureNodeClientHello();
-  for (const fragment of [16384, 100, 7, 1]) {
+  const smallest = Math.ceil(message.length / MAX_CLIENT_HELLO_RECORDS);
+  for (const [fragment, maxRecords] of [[16384], [100], [smallest], [7, 4096], [1, 4096]] as const) {
     const wire = toRecords(message, fragment);
-    const reader = new ClientHelloReader();
+    const reader = new ClientHelloReader(16384, maxRecords);
     let out: Uint8Array | null = null;
     for (let i = 0; i < wire.length; i++) {
       out = reader.push(wire.subarray(i, i + 1));
@@ -133,6 +135,62 @@ test('ClientHelloReader reassembles across records and byte-sized segments', asy
     t.deepEqual(out && Buffer.from(out), Buffer.from(message), `fragment ${fragment}`);
     t.deepEqual(reader.bytes, wire, 'every byte kept for unshift');
   }
+});
+
+test(`ClientHelloReader refuses a hello spread over more than ${MAX_CLIENT_HELLO_RECORDS} records, on the first record past the cap`, (t) => {
+  const message = buildClientHello({ extensions: [[0x1234, new Uint8Array(400)]] });
+  const wire = toRecords(message, 1);
+  const reader = new ClientHelloReader();
+  let refused = -1;
+  for (let i = 0; i < wire.length && refused < 0; i++) {
+    if (code(() => reader.push(wire.subarray(i, i + 1))) === 'ERR_TB_CLIENT_HELLO') refused = i;
+  }
+  // Record n (1-based) starts at byte 6(n-1); its header is complete at 6(n-1)+4.
+  t.is(refused, 6 * MAX_CLIENT_HELLO_RECORDS + 4, 'refused on the last header byte of record 65');
+  t.is(code(() => new ClientHelloReader(16384, 2).push(toRecords(message, Math.ceil(message.length / 3)))), 'ERR_TB_CLIENT_HELLO');
+  t.truthy(new ClientHelloReader(16384, 3).push(toRecords(message, Math.ceil(message.length / 3))), 'exactly maxRecords records');
+});
+
+/**
+ * Issue 11, item 1: the reader re-scanned every record and concatenated every fragment on each
+ * push, O(records³) for a hello in one-byte records trickled a byte at a time (2,700 records under
+ * the 16 KiB cap took 209 s of CPU). Counted: bytes copied (and list entries walked by concat) per
+ * byte on the wire must be the same small constant whether the hello comes in one record or in
+ * 2,700 one-byte records pushed a byte at a time. The budget stops the quadratic reader at once.
+ */
+test('ClientHelloReader: O(1) work per byte, one record or 2,700 one-byte records trickled a byte at a time', (t) => {
+  const message = buildClientHello({ extensions: [[0x1234, new Uint8Array(2700 - 4 - 2 - 32 - 33 - 8 - 2 - 2 - 4)]] });
+  t.is(message.length, 2700);
+  const cases = [
+    { name: 'one record, one push', wire: toRecords(message), records: 1, segment: 1 << 30 },
+    { name: 'one record, a byte per push', wire: toRecords(message), records: 1, segment: 1 },
+    { name: 'four records, 100-byte pushes', wire: toRecords(message, 675), records: 4, segment: 100 },
+    { name: '2,700 one-byte records, one push', wire: toRecords(message, 1), records: 2700, segment: 1 << 30 },
+    { name: '2,700 one-byte records, a byte per push', wire: toRecords(message, 1), records: 2700, segment: 1 },
+  ];
+  const perByte: Record<string, number> = {};
+  for (const { name, wire, records, segment } of cases) {
+    const reader = new ClientHelloReader(16384, 4096);
+    // Linear work copies each byte a handful of times; a quadratic reader passes 10 per byte at once.
+    const budget = 10 * wire.length + 4096;
+    let out: Uint8Array | null = null;
+    let work: { bytes: number; calls: number };
+    try {
+      work = countCopies(() => {
+        for (let i = 0; i < wire.length && out === null; i += segment) out = reader.push(wire.subarray(i, i + segment));
+      }, budget);
+    } catch (err) {
+      if (err instanceof WorkBudgetExceeded) return void t.fail(`${name}: more than ${budget} bytes copied for ${wire.length} bytes on the wire`);
+      throw err;
+    }
+    t.deepEqual(out && Buffer.from(out), message, name);
+    t.deepEqual(reader.bytes, wire, `${name}: every byte kept for unshift`);
+    perByte[name] = work.bytes / wire.length;
+    t.true(work.bytes <= 4 * wire.length + 1024, `${name}: ${work.bytes} bytes copied for ${wire.length} on the wire`);
+    const pushes = Math.ceil(wire.length / segment);
+    t.true(work.calls <= 2 * (pushes + records) + 16, `${name}: ${work.calls} copy calls for ${pushes} pushes of ${records} records`);
+  }
+  t.log(perByte);
 });
 
 test('ClientHelloReader keeps bytes that follow the ClientHello', (t) => {

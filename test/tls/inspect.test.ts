@@ -11,7 +11,9 @@ import test from 'ava';
 import { encodeTokenBindingExtension } from '../../src/codec/extension.js';
 import type { TokenBindingError } from '../../src/errors.js';
 import type { ClientHelloInfo } from '../../src/tls/client-hello.js';
+import { MAX_CLIENT_HELLO_RECORDS } from '../../src/tls/client-hello.js';
 import { CLIENT_HELLO_ERROR_EVENT, getClientHelloInfo, inspectClientHellos } from '../../src/tls/inspect.js';
+import { within } from '../reliability/_net.js';
 import { connectTls, listen, startTlsServer, testCertificate } from '../_tls.js';
 import { captureNodeClientHello, spliceExtension, toRecords } from './_hello.js';
 
@@ -148,6 +150,111 @@ test('a ClientHello trickled one byte per TCP segment still completes the handsh
   }
 });
 
+/** A real ClientHello padded (RFC 7685 extension 21) to 2,700 bytes, on the wire in one-byte records. */
+async function oneByteRecordHello(): Promise<Buffer> {
+  const { message } = await captureNodeClientHello({ maxVersion: 'TLSv1.2' });
+  const padded = spliceExtension(message, 21, new Uint8Array(2700 - message.length - 4));
+  return toRecords(padded, 1);
+}
+
+/**
+ * Sends `wire` one 6-byte record per write, yielding to the event loop between writes so the
+ * server reads it in many small pieces; resolves with whether the server answered (a ServerHello:
+ * the hello was read whole and handed to TLS) or 'closed' (refused).
+ */
+async function trickle(port: number, wire: Buffer, sent: { records: number }): Promise<'answered' | 'closed'> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  let outcome: 'answered' | 'closed' | undefined;
+  const done = new Promise<'answered' | 'closed'>((resolve) => {
+    socket.once('data', () => resolve((outcome ??= 'answered')));
+    socket.once('close', () => resolve((outcome ??= 'closed')));
+  });
+  for (let i = 0; i < wire.length && outcome === undefined; i += 6) {
+    socket.write(wire.subarray(i, i + 6));
+    sent.records++;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const result = await done;
+  socket.destroy();
+  return result;
+}
+
+/**
+ * Issue 11, item 1, on a real socket: 16 clients keep sending ClientHellos in 2,700 one-byte
+ * records (the cap raised so the whole hello is read) while one keep-alive client does 50 round
+ * trips. The old reader's cubic work left such a client with 1 request in 4.5 s; here it must get
+ * all 50 while the tricklers are still at it (they loop until it is done), within a hang guard.
+ */
+test.serial('16 clients trickling ClientHellos in one-byte records do not starve a keep-alive client', async (t) => {
+  const wire = await oneByteRecordHello();
+  const errors: TokenBindingError[] = [];
+  const srv = await startTlsServer({ maxVersion: 'TLSv1.2' }, (socket) => socket.pipe(socket));
+  // The hello timeout is not what is tested here: a busy machine must not turn slow trickles into refusals.
+  inspectClientHellos(srv.server, { maxRecords: 4096, timeoutMs: 120_000, onError: (err) => errors.push(err) });
+  try {
+    const client = await connectTls(srv.port);
+    let stop = false;
+    const sent = { records: 0 };
+    const outcomes: string[] = [];
+    const attackers = Array.from({ length: 16 }, async () => {
+      while (!stop) outcomes.push(await trickle(srv.port, wire, sent));
+    });
+    // Let the trickling start before the keep-alive client is measured.
+    while (sent.records < 16 * 50) await new Promise((resolve) => setTimeout(resolve, 5));
+    const recordsBefore = sent.records;
+    let roundTrips = 0;
+    await within(
+      (async () => {
+        for (; roundTrips < 50; roundTrips++) {
+          client.write(`ping ${roundTrips}`);
+          const [echo] = (await once(client, 'data')) as [Buffer];
+          t.is(echo.toString(), `ping ${roundTrips}`);
+        }
+      })(),
+      60_000,
+      'keep-alive round trips while 16 clients trickle',
+    );
+    const recordsDuring = sent.records - recordsBefore;
+    // The tricklers finish at least one whole hello each before stopping.
+    while (outcomes.length < 16) await new Promise((resolve) => setTimeout(resolve, 10));
+    stop = true;
+    await within(Promise.all(attackers), 60_000, 'tricklers stop');
+    t.is(roundTrips, 50);
+    t.true(recordsDuring > 0, 'the trickling went on while the keep-alive client was served');
+    t.true(outcomes.length >= 16 && outcomes.every((o) => o === 'answered'), outcomes.join(','));
+    t.deepEqual(errors, [], 'no hello was refused: each was read whole');
+    t.log({ roundTrips, hellos: outcomes.length, records: sent.records, recordsDuring });
+    client.destroy();
+  } finally {
+    await srv.close();
+  }
+});
+
+test(`by default a ClientHello in more than ${MAX_CLIENT_HELLO_RECORDS} records is refused (field 'records'); others are still served`, async (t) => {
+  const wire = await oneByteRecordHello();
+  const errors: TokenBindingError[] = [];
+  const srv = await startTlsServer({}, (socket) => socket.end('hi'));
+  inspectClientHellos(srv.server, { onError: (err) => errors.push(err) });
+  try {
+    const sent = { records: 0 };
+    t.is(await trickle(srv.port, wire, sent), 'closed');
+    t.true(sent.records <= MAX_CLIENT_HELLO_RECORDS + 16, `${sent.records} records sent before the close`);
+    t.deepEqual(
+      errors.map((e) => [e.code, (e.cause as { field?: string }).field]),
+      [['ERR_TB_CLIENT_HELLO', 'records']],
+    );
+    const client = await connectTls(srv.port);
+    const [hi] = (await once(client, 'data')) as [Buffer];
+    t.is(hi.toString(), 'hi');
+    client.destroy();
+  } finally {
+    await srv.close();
+  }
+});
+
 test('garbage, a slow peer, an oversized hello and a hang-up are dropped; others are still served', async (t) => {
   const errors: TokenBindingError[] = [];
   const events: TokenBindingError[] = [];
@@ -202,6 +309,7 @@ test('a ClientHello larger than maxBytes fails the handshake, not the server', a
 });
 
 test('misuse: TypeError', async (t) => {
+  t.throws(() => inspectClientHellos(new net.Server(), { maxRecords: 0 }), { instanceOf: TypeError });
   const srv = await startTlsServer();
   try {
     t.throws(() => inspectClientHellos(srv.server, { maxBytes: 10 }), { instanceOf: TypeError });

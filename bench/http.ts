@@ -11,9 +11,11 @@ import type { Child } from './lib/proc.js';
 import type { RunConfig, RunResult } from './lib/loadgen.js';
 import { pairedRatio, summarize, median } from './lib/stats.js';
 import type { ListenConfig, ServerKind } from './http-server.js';
+import type { RelayKind } from './relay-server.js';
 import type { BenchCertificate } from './lib/cert.js';
 
 const SERVER = new URL('./http-server.js', import.meta.url);
+const RELAY = new URL('./relay-server.js', import.meta.url);
 const GENERATOR = new URL('./lib/loadgen.js', import.meta.url);
 
 interface Sample extends RunResult {
@@ -30,12 +32,18 @@ export interface HttpRig {
 /** A server of the rig: a kind, or a named copy of a kind with its own listen options. */
 export type ServerSpec = ServerKind | { readonly name: string; readonly kind: ServerKind; readonly resumption?: boolean };
 
-export async function startRig(ctx: BenchContext, specs: readonly ServerSpec[], nodeArgs: readonly string[] = [], cert: BenchCertificate = ctx.cert): Promise<HttpRig> {
+export async function startRig(
+  ctx: BenchContext,
+  specs: readonly (ServerSpec | RelayKind)[],
+  nodeArgs: readonly string[] = [],
+  cert: BenchCertificate = ctx.cert,
+  script: URL = SERVER,
+): Promise<HttpRig> {
   const servers = new Map<string, { child: Child; port: number }>();
   for (const spec of specs) {
     const { name, kind, resumption } = typeof spec === 'string' ? { name: spec, kind: spec, resumption: false } : { resumption: false, ...spec };
-    const child = ctx.spawn(SERVER, { role: 'server', name: `${name} server`, nodeArgs });
-    const config: ListenConfig = { kind, key: cert.key, cert: cert.cert, resumption };
+    const child = ctx.spawn(script, { role: 'server', name: `${name} server`, nodeArgs });
+    const config = { kind, key: cert.key, cert: cert.cert, resumption } as ListenConfig;
     const reply = await child.request({ cmd: 'listen', config }, 20_000);
     servers.set(name, { child, port: reply.port as number });
   }
@@ -366,4 +374,58 @@ export async function benchNewconnShapes(ctx: BenchContext, rsaCert: BenchCertif
 async function closeRig(rig: HttpRig): Promise<void> {
   await Promise.all([...rig.servers.values()].map((s) => s.child.close()));
   await rig.generator.close();
+}
+
+/**
+ * `tokbind proxy` and `tokbind forward` against the same library (undici) relaying without Token
+ * Binding, the far end in the same process in both variants (bench/relay-server.ts), keep-alive:
+ *
+ * - `proxy.keepalive.ratio` (target >= 0.95): clients send signed requests over TLS to the front;
+ *   tokbind's proxy verifies and forwards the IDs, the baseline forwards them unread.
+ * - `forward.keepalive.ratio` (reported): plain HTTP clients on loopback; tokbind's sidecar signs
+ *   every new upstream connection, the baseline relays over TLS unbound.
+ */
+export async function benchRelays(ctx: BenchContext): Promise<void> {
+  const b = ctx.budget;
+  const rig = await startRig(ctx, ['proxy_plain', 'proxy_tokbind', 'forward_plain', 'forward_tokbind'], [], ctx.cert, RELAY);
+  const config = (auth: 'none' | 'tokbind', transport: 'tls' | 'tcp'): Omit<RunConfig, 'port' | 'ca'> => ({
+    mode: 'keepalive',
+    auth,
+    transport,
+    connections: b.keepaliveConnections,
+    warmupMs: b.httpWarmupMs,
+    durationMs: b.httpWindowMs,
+  });
+  const proxy = await interleave(ctx, rig, [
+    { name: 'plain', kind: 'proxy_plain', config: () => config('tokbind', 'tls') },
+    { name: 'tokbind', kind: 'proxy_tokbind', config: () => config('tokbind', 'tls') },
+  ]);
+  const rps = (m: Map<string, Sample[]>, name: string): number[] => m.get(name)!.map((s) => s.rps);
+  ctx.report.figure({
+    key: 'proxy.keepalive.tokbind_rps',
+    label: `proxy.keepalive.tokbind_rps (${b.keepaliveConnections} conns)`,
+    unit: 'req/s',
+    summary: summarize(rps(proxy, 'tokbind')),
+    baseline: { key: 'proxy.keepalive.plain_rps', label: 'undici relay, same requests', summary: summarize(rps(proxy, 'plain')) },
+    ratio: { key: 'proxy.keepalive.ratio', summary: pairedRatio(rps(proxy, 'tokbind'), rps(proxy, 'plain')) },
+    target: { on: 'ratio', op: '>=', value: 0.95 },
+    note: 'tokbind proxy (HTTP/1.1 front) vs an https front relaying with the same undici Pool, hop-by-hop headers dropped and X-Forwarded-*/Forwarded added, no binding; same backend in the same process; server CPU includes the backend',
+    ...measuredBeside(proxy, 'tokbind', 'plain', undefined, (s) => s.rps),
+  });
+  const forward = await interleave(ctx, rig, [
+    { name: 'plain', kind: 'forward_plain', config: () => config('none', 'tcp') },
+    { name: 'tokbind', kind: 'forward_tokbind', config: () => config('none', 'tcp') },
+  ]);
+  ctx.report.figure({
+    key: 'forward.keepalive.tokbind_rps',
+    label: `forward.keepalive.tokbind_rps (${b.keepaliveConnections} conns)`,
+    unit: 'req/s',
+    summary: summarize(rps(forward, 'tokbind')),
+    baseline: { key: 'forward.keepalive.plain_rps', label: 'undici relay, unbound', summary: summarize(rps(forward, 'plain')) },
+    ratio: { key: 'forward.keepalive.ratio', summary: pairedRatio(rps(forward, 'tokbind'), rps(forward, 'plain')) },
+    note: 'tokbind forward (sidecar: plain HTTP in, Token-Bound TLS out) vs a plain-HTTP front relaying with an undici Agent over TLS without binding; the target (a tokbind server) in the same process',
+    ...measuredBeside(forward, 'tokbind', 'plain', undefined, (s) => s.rps),
+  });
+  utilisation(ctx, 'keepalive', proxy, true, 'proxy');
+  utilisation(ctx, 'keepalive', forward, true, 'forward');
 }

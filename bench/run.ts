@@ -16,7 +16,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg } from 'node:os';
 import { benchCluster } from './cluster.js';
 import { benchCodec } from './codec.js';
-import { benchHttp, benchHttp2, benchNewconnShapes } from './http.js';
+import { benchHttp, benchHttp2, benchNewconnShapes, benchRelays } from './http.js';
 import { benchMemory } from './memory.js';
 import { benchSession } from './session.js';
 import { benchToken } from './token.js';
@@ -56,7 +56,8 @@ async function closeChildren(): Promise<void> {
 }
 
 // Every run is bounded: a hung child or a stuck socket ends the benchmark with an error.
-const limitMs = quick ? 120_000 : 30 * 60_000;
+// Quick mode runs every section once, briefly (CI's smoke test): minutes on a loaded machine.
+const limitMs = quick ? 600_000 : 45 * 60_000;
 const watchdog = setTimeout(() => {
   console.error(`bench: time limit (${limitMs / 1000} s) reached, aborting`);
   void closeChildren().finally(() => process.exit(1));
@@ -70,6 +71,7 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
   ['cluster', benchCluster],
+  ['relays', benchRelays],
   ['session', benchSession],
   ['token', benchToken],
 ];

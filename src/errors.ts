@@ -57,6 +57,12 @@ export const TokenBindingErrorCodes = {
   ERR_TB_PROXY_PROTOCOL: 'invalid or missing PROXY protocol header',
   /** A client-side request failed for a Token Binding reason (e.g. no EKM, scope). */
   ERR_TB_CLIENT: 'Token Binding client error',
+  /** A Sec-*-Token-Binding-ID header from a trusted proxy is not well-formed (draft-ietf-tokbind-ttrp §2). */
+  ERR_TB_FORWARDED_MALFORMED: 'malformed forwarded Token Binding ID header',
+  /** The trusted proxy's signed assertion is missing, invalid, expired, replayed or does not match the request. */
+  ERR_TB_FORWARDED_ASSERTION: 'forwarded Token Binding assertion missing or invalid',
+  /** The upstream server of a tokbind proxy or sidecar could not be reached or failed. */
+  ERR_TB_UPSTREAM: 'upstream server unavailable',
   /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */
   ERR_TB_SESSION_BINDING_MISSING: 'the request carries no verified binding for this session',
   /** The session is bound to another Token Binding ID (or another binding key) than the request's (tokbind/session). */

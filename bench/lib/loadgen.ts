@@ -18,8 +18,9 @@
  * keep-alive over node:http2 sessions instead of hand-written HTTP/1.1.
  */
 import { connect as http2Connect } from 'node:http2';
-import { connect, createSecureContext } from 'node:tls';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { TLSSocket, connect, createSecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { createDpopClientKeys, createDpopProofs } from '../dpop.js';
 import type { DpopClientKey } from '../dpop.js';
 import { emit, serveParent } from './proc.js';
@@ -40,6 +41,11 @@ export interface RunConfig {
   readonly proofs?: number;
   /** Request path. Default `/`. */
   readonly path?: string;
+  /**
+   * `tls` (default), or `tcp`: plain HTTP/1.1 (the sidecar's loopback side; `auth` must be
+   * `none` — whatever is behind signs).
+   */
+  readonly transport?: 'tls' | 'tcp';
   /** `h1` (default): HTTP/1.1 written by hand. `h2`: node:http2 sessions, one stream in flight each. */
   readonly protocol?: 'h1' | 'h2';
   /**
@@ -181,7 +187,7 @@ class Generator {
     const w: Window = { counting: false, stopping: false, completed: 0, latencies: [] };
     const close = cfg.mode === 'newconn';
     const plainRequest = request(cfg.port, '', close, cfg.path);
-    const active = new Set<TLSSocket>();
+    const active = new Set<TLSSocket | Socket>();
     let running = 0;
     let allStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (allStopped = resolve));
@@ -198,14 +204,17 @@ class Generator {
     const slot = (i: number): void => {
       if (cfg.protocol === 'h2') return h2Slot(i);
       const session = cfg.resume === true ? sessions[i] : undefined;
-      const socket = connect({
-        host: HOST,
-        port: cfg.port,
-        servername: SERVERNAME,
-        secureContext: this.context(cfg.ca),
-        rejectUnauthorized: false,
-        ...(session === undefined ? {} : { session }),
-      });
+      const socket: TLSSocket | Socket =
+        cfg.transport === 'tcp'
+          ? tcpConnect({ host: HOST, port: cfg.port })
+          : connect({
+              host: HOST,
+              port: cfg.port,
+              servername: SERVERNAME,
+              secureContext: this.context(cfg.ca),
+              rejectUnauthorized: false,
+              ...(session === undefined ? {} : { session }),
+            });
       if (cfg.resume === true) socket.on('session', (ticket: Buffer) => (sessions[i] = ticket));
       active.add(socket);
       const reader = new ResponseReader();
@@ -225,13 +234,13 @@ class Generator {
         sentAt = performance.now();
         socket.write(req);
       };
-      socket.once('secureConnect', () => {
-        if (w.counting) {
+      socket.once(cfg.transport === 'tcp' ? 'connect' : 'secureConnect', () => {
+        if (w.counting && socket instanceof TLSSocket) {
           connectionsInWindow++;
           if (socket.isSessionReused()) resumedInWindow++;
         }
         try {
-          if (cfg.auth === 'tokbind') req = request(cfg.port, `Sec-Token-Binding: ${binders[i]!.header(socket)}\r\n`, close, cfg.path);
+          if (cfg.auth === 'tokbind') req = request(cfg.port, `Sec-Token-Binding: ${binders[i]!.header(socket as TLSSocket)}\r\n`, close, cfg.path);
         } catch (err) {
           failure.add(`sign: ${String(err)}`);
           finish();

@@ -8,6 +8,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { TokenBindingError, isTokenBindingError } from '../errors.js';
 import { resolveTokenBindingOptions } from '../http/options.js';
 import { sendProblem } from '../http/problem.js';
+import { resolveTrustProxy, verifyFromTrustedProxy } from '../http/trust-proxy.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
 
@@ -64,6 +65,10 @@ function httpError(error: TokenBindingError): TokenBindingHttpError {
  * TLS 1.2 renegotiation (pass `secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION` yourself),
  * inspect the ClientHello (RFC 8472 offer), or take the EKM before a renegotiation could change it.
  *
+ * Behind `tokbind proxy` (plain HTTP from the proxy), pass `trustProxy: { addresses, key? }`: the
+ * forwarded IDs from those addresses (with `key`, under a valid assertion over `req.originalUrl`)
+ * become `req.tokenBinding`; from any other peer they are stripped.
+ *
  * @throws {TypeError} at setup, for invalid options
  * @example
  * ```ts
@@ -75,7 +80,18 @@ function httpError(error: TokenBindingError): TokenBindingHttpError {
  */
 export function tokenBinding(options: TokenBindingAdapterOptions = {}): RequestHandler {
   const resolved = resolveTokenBindingOptions(options);
+  const trust = options.trustProxy === undefined ? null : resolveTrustProxy(options.trustProxy);
   return function tokenBindingMiddleware(req, _res, next) {
+    if (trust !== null) {
+      // Behind a trusted proxy the assertion check is asynchronous (WebCrypto, via jose).
+      verifyFromTrustedProxy(req, resolved, trust, req.originalUrl).then((forwarded) => {
+        const verdict = forwarded === undefined ? verifyIncomingRequest(req, resolved) : forwarded;
+        if (verdict instanceof TokenBindingError) return next(httpError(verdict));
+        req.tokenBinding = verdict;
+        next();
+      }, next);
+      return;
+    }
     const verdict = verifyIncomingRequest(req, resolved);
     if (verdict instanceof TokenBindingError) {
       next(httpError(verdict));

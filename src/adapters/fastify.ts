@@ -9,6 +9,7 @@ import fp from 'fastify-plugin';
 import { TokenBindingError } from '../errors.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions } from '../http/options.js';
 import { PROBLEM_CONTENT_TYPE, problemDetails } from '../http/problem.js';
+import { resolveTrustProxy, verifyFromTrustedProxy, type ResolvedTrustProxy } from '../http/trust-proxy.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
 
@@ -39,9 +40,11 @@ function reject(reply: FastifyReply<RouteGenericInterface, RawServerBase>, error
 
 const plugin: FastifyPluginCallback<TokenBindingAdapterOptions, RawServerBase> = (fastify, options, done) => {
   let resolved: ResolvedTokenBindingOptions;
+  let trust: ResolvedTrustProxy | null;
   try {
     // Keys Fastify adds to plugin options (`prefix`, …) are not ours and are ignored.
     resolved = resolveTokenBindingOptions(options);
+    trust = options.trustProxy === undefined ? null : resolveTrustProxy(options.trustProxy);
   } catch (err) {
     // A callback plugin reports setup errors through done(): register()/ready() then reject.
     done(err as Error);
@@ -50,6 +53,17 @@ const plugin: FastifyPluginCallback<TokenBindingAdapterOptions, RawServerBase> =
   // Registered again in a child scope (say, `required: true` under /api), the decorator is inherited.
   if (!fastify.hasRequestDecorator('tokenBinding')) fastify.decorateRequest('tokenBinding', null);
   fastify.addHook('onRequest', (request, reply, next) => {
+    if (trust !== null) {
+      // Behind a trusted proxy the assertion check is asynchronous (WebCrypto, via jose).
+      verifyFromTrustedProxy(request.raw, resolved, trust, request.raw.url ?? '/').then((forwarded) => {
+        const verdict = forwarded === undefined ? verifyIncomingRequest(request.raw, resolved) : forwarded;
+        if (verdict instanceof TokenBindingError) return reject(reply, verdict);
+        request.raw.tokenBinding = verdict;
+        request.tokenBinding = verdict;
+        next();
+      }, next);
+      return;
+    }
     const verdict = verifyIncomingRequest(request.raw, resolved);
     if (verdict instanceof TokenBindingError) {
       reject(reply, verdict);

@@ -11,6 +11,7 @@ import { TokenBindingError } from '../errors.js';
 import type { ResolvedTokenBindingOptions, TokenBindingServerOptions } from '../http/options.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyRequest } from '../http/server.js';
+import type { TrustProxyOptions } from '../http/trust-proxy.js';
 
 /**
  * Options of the Express middleware and the Fastify plugin: the verification options of
@@ -20,7 +21,15 @@ import { verifyRequest } from '../http/server.js';
 export type TokenBindingAdapterOptions = Pick<
   TokenBindingServerOptions,
   'keyParameters' | 'required' | 'maxHeaderLength' | 'maxDistinctMessages' | 'backend' | 'onInvalid'
->;
+> & {
+  /**
+   * Behind a TLS-terminating proxy (`tokbind proxy`, or any draft-ietf-tokbind-ttrp proxy): the
+   * proxy's addresses (CIDRs), and optionally its public key. Forwarded IDs are accepted only
+   * from those addresses (and, with `key`, only under a valid signed assertion) and become
+   * `req.tokenBinding`, shaped as on a direct connection; from any other peer they are stripped.
+   */
+  readonly trustProxy?: TrustProxyOptions;
+};
 
 /**
  * Verifies one request (HTTP/1.x, or an HTTP/2 compat request) under `options`: the result, null

@@ -44,6 +44,14 @@ const commands: Record<string, CommandEntry> = Object.assign(Object.create(null)
     summary: 'show a stolen cookie failing against a binding-aware server (what `npm start` runs)',
     load: async () => (await import('./demo.js')).demo,
   },
+  proxy: {
+    summary: 'run a binding-aware TLS-terminating reverse proxy in front of any HTTP backend',
+    load: async () => (await import('./proxy.js')).proxy,
+  },
+  forward: {
+    summary: 'run a client sidecar: plain HTTP on loopback in, Token-Bound TLS out',
+    load: async () => (await import('./forward.js')).forward,
+  },
 });
 
 function overview(): string {

@@ -28,3 +28,34 @@ export {
   type MetricsSnapshot,
   type VerifyEvent,
 } from './metrics.js';
+export {
+  FORWARDED_HEADER_NAMES,
+  SEC_OTHER_TOKEN_BINDING_ID,
+  SEC_PROVIDED_TOKEN_BINDING_ID,
+  SEC_REFERRED_TOKEN_BINDING_ID,
+  SEC_TOKEN_BINDING_ASSERTION,
+  TTRP_HEADER_NAMES,
+  formatForwardedTokenBindingHeaders,
+  formatOtherTokenBindingIDs,
+  parseForwardedTokenBindingHeaders,
+  parseOtherTokenBindingIDs,
+  type ForwardedHeaderValues,
+  type ForwardedTokenBindingHeaders,
+} from './forwarded.js';
+export {
+  FORWARDING_ASSERTION_TYPE,
+  createForwardingSigner,
+  createForwardingVerifier,
+  type ForwardingAssertionClaims,
+  type ForwardingKeyInput,
+  type ForwardingSigner,
+  type ForwardingVerifier,
+  type ForwardingVerifierOptions,
+} from './assertion.js';
+export {
+  resolveTrustProxy,
+  verifyForwardedRequest,
+  type ForwardedRequestOptions,
+  type ResolvedTrustProxy,
+  type TrustProxyOptions,
+} from './trust-proxy.js';

@@ -18,6 +18,7 @@ import {
   type ConnectionFactsOptions,
 } from '../tls/connection.js';
 import { inspectClientHellos } from '../tls/inspect.js';
+import { FORWARDED_HEADER_NAMES, isForwardedHeaderName } from './forwarded.js';
 import { recordTlsConditionsUnmet } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
@@ -45,10 +46,11 @@ export type TokenBindingHttpsServerOptions = https.ServerOptions & { readonly to
 
 const SEC_TOKEN_BINDING = 'sec-token-binding';
 /**
- * draft-ietf-tokbind-ttrp headers a TLS-terminating proxy sets after verifying. This server
- * terminates TLS itself, so any such header arrived from the client: a spoof.
+ * draft-ietf-tokbind-ttrp headers a TLS-terminating proxy sets after verifying (and tokbind's
+ * assertion over them). This server terminates TLS itself, so any such header arrived from the
+ * client: a spoof.
  */
-const TTRP_HEADERS = new Set(['sec-provided-token-binding-id', 'sec-referred-token-binding-id', 'sec-other-token-binding-id']);
+const TTRP_HEADERS = FORWARDED_HEADER_NAMES;
 
 /**
  * HTTP/1.x requests verified at 'checkContinue' or 'checkExpectation': when a listener (ours,
@@ -152,7 +154,7 @@ function scanHeaders(raw: readonly string[]): { values: string[] | undefined; sp
       const lower = name.toLowerCase();
       if (lower === SEC_TOKEN_BINDING) (values ??= []).push(raw[i + 1]!);
       else if (lower === 'transfer-encoding') chunked = true;
-    } else if ((name.length === 29 || name.length === 26) && TTRP_HEADERS.has(name.toLowerCase())) {
+    } else if (isForwardedHeaderName(name)) {
       spoofed = true;
     }
   }

@@ -1,0 +1,123 @@
+/**
+ * `tokbind proxy`: the binding-aware TLS-terminating reverse proxy (draft-ietf-tokbind-ttrp-09)
+ * in front of any HTTP backend — a thin layer over `startProxy` (src/proxy).
+ */
+import { parseKeyParameters } from '../codec/keyparams.js';
+import { createForwardingSigner } from '../http/assertion.js';
+import type { TokenBindingServerOptions } from '../http/options.js';
+import { createProxy, type TokenBindingProxy } from '../proxy/server.js';
+import { createSelfSignedCertificate } from '../tls/certificate.js';
+import { InputError, defineCommand, oneStdin, readFileArgument, serverOptions } from './args.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
+import { UsageError, reportError } from './io.js';
+import { loadCertificateAndKey } from './tls-files.js';
+
+function keyParametersList(value: string): number[] {
+  try {
+    return value.split(',').map((k) => parseKeyParameters(k.trim()));
+  } catch (err) {
+    throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export const proxy = defineCommand(
+  {
+    name: 'proxy',
+    summary: 'run a binding-aware TLS-terminating reverse proxy in front of any HTTP backend',
+    description:
+      'Terminates TLS (HTTP/2 and HTTP/1.1), verifies every request\'s Sec-Token-Binding as `tokbind serve` does and ' +
+      'forwards the valid ones to --upstream with Sec-Provided-Token-Binding-ID, Sec-Referred-Token-Binding-ID and ' +
+      'Sec-Other-Token-Binding-ID (draft-ietf-tokbind-ttrp-09), Forwarded and X-Forwarded-For/Proto/Host; an invalid ' +
+      'message gets 400 problem+json and never reaches the upstream. Client-sent copies of those headers are removed. ' +
+      'With --forward-key, each request also carries a signed Sec-Token-Binding-Assertion (verify it with trustProxy.key). ' +
+      'A self-signed certificate for localhost and --host is used unless --cert/--key are given. --workers N runs N ' +
+      'processes on the port (node:cluster); --proxy-protocol reads a PROXY v1/v2 header before TLS (behind an L4 ' +
+      'balancer), whose client address then goes into Forwarded / X-Forwarded-For. Prints ' +
+      '"listening on https://HOST:PORT" once ready and runs until SIGINT/SIGTERM (then exits 0).',
+    options: {
+      ...serverOptions,
+      ...clusterOptions,
+      upstream: { type: 'string', required: true, placeholder: 'URL', description: 'the backend, http://HOST:PORT (an origin, no path)' },
+      cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
+      key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
+      'key-parameters': {
+        type: 'string',
+        placeholder: 'LIST',
+        default: 'ecdsap256',
+        description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5)',
+      },
+      required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400); they never reach the upstream' },
+      'forward-key': {
+        type: 'string',
+        placeholder: 'FILE',
+        description: 'private key (JWK JSON or PEM) to sign a Sec-Token-Binding-Assertion on every forwarded request',
+      },
+    },
+    exitCodes: {
+      0: 'stopped by SIGINT/SIGTERM',
+      1: 'certificate, key or forward key rejected ({"error":{"code","message"}} on stderr), or the port cannot be bound (one line on stderr)',
+    },
+    examples: [
+      'tokbind proxy --upstream http://127.0.0.1:3000 --port 8443 --required',
+      'tokbind proxy --upstream http://10.0.0.7:8080 --cert cert.pem --key key.pem --forward-key proxy-key.jwk --host 0.0.0.0',
+    ],
+  },
+  async ({ values }, io, signal) => {
+    const keyParameters = keyParametersList(values['key-parameters']);
+    if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+    oneStdin({ '--cert': values.cert, '--key': values.key, '--forward-key': values['forward-key'] });
+    try {
+      const url = new URL(values.upstream);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      throw new UsageError(`--upstream must be an http:// URL, got ${JSON.stringify(values.upstream)}`);
+    }
+    const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+    if (isClusterPrimary(values)) {
+      if (values.cert === '-' || values.key === '-' || values['forward-key'] === '-') {
+        throw new UsageError('--workers cannot read --cert/--key/--forward-key from stdin (each worker reads the files)');
+      }
+      // Workers share one self-signed certificate (made here), so every connection presents the same.
+      const shared = values.cert === undefined ? { tls: selfSigned() } : {};
+      return runWorkers({ command: 'proxy', workers: parseWorkerCount(values.workers), io, signal, shared });
+    }
+    let tls: { key: string | Buffer; cert: string | Buffer };
+    let forwardKey: string | undefined;
+    try {
+      tls =
+        values.cert !== undefined && values.key !== undefined
+          ? await loadCertificateAndKey(values.cert, values.key, io)
+          : (sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned());
+      if (values['forward-key'] !== undefined) {
+        forwardKey = (await readFileArgument('--forward-key', values['forward-key'], io)).toString('utf8');
+        try {
+          createForwardingSigner(forwardKey);
+        } catch (err) {
+          const why = err instanceof SyntaxError ? 'not valid JSON' : err instanceof Error ? err.message : String(err);
+          throw new InputError(`--forward-key ${values['forward-key']}: not a usable private key (JWK or PEM): ${why}`);
+        }
+      }
+    } catch (err) {
+      return reportError(io, err);
+    }
+    const tokenBinding: TokenBindingServerOptions = { keyParameters, required: values.required };
+    let running: TokenBindingProxy;
+    try {
+      running = createProxy({ upstream: values.upstream, ...tls, tokenBinding, ...(forwardKey === undefined ? {} : { forwardKey }) });
+    } catch (err) {
+      if (err instanceof TypeError) throw new UsageError(err.message);
+      return reportError(io, err);
+    }
+    return listenAndServe({
+      command: 'proxy',
+      server: running.server,
+      scheme: 'https',
+      host: values.host,
+      port: values.port,
+      proxyProtocol: values['proxy-protocol'],
+      io,
+      signal,
+      onStop: () => running.close(),
+    });
+  },
+);

@@ -34,7 +34,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { EmbeddedJWK, importJWK, jwtVerify, type JWK } from 'jose';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
-import { sendProblem } from '../http/problem.js';
+import { PROBLEM_CONTENT_TYPE, problemDetails } from '../http/problem.js';
 import {
   SESSION_BINDING_KEY,
   publishSessionEvent,
@@ -137,6 +137,11 @@ export interface DeviceBoundSessions {
    */
   handle(holder: object, raw: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<boolean>;
   /**
+   * The answer to a registration or refresh request (null for other paths), without writing it:
+   * for frameworks that send through their own reply (the Fastify plugin).
+   */
+  answer(holder: object, raw: IncomingMessage | Http2ServerRequest): Promise<DbscAnswer | null>;
+  /**
    * Adds `Secure-Session-Registration` to the login response, for the request's (already
    * regenerated) session. Needs the session id: call it after `regenerateSession` / the login's
    * own regeneration.
@@ -228,20 +233,47 @@ function singleHeader(raw: IncomingMessage | Http2ServerRequest, name: string): 
   return value;
 }
 
-function appendSetCookie(res: ServerResponse | Http2ServerResponse, cookie: string): void {
-  const prev = res.getHeader('set-cookie');
-  const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
-  res.setHeader('set-cookie', [...list, cookie]);
+/** What a DBSC endpoint answers, before it is written to a Node response or a Fastify reply. */
+export interface DbscAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+  /** Headers besides content-type (lower-case names). */
+  readonly headers: Record<string, string>;
+  /** Set-Cookie lines to append to the ones the session library sets. */
+  readonly setCookies: string[];
 }
 
-function sendJson(res: ServerResponse | Http2ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  res.setHeader('content-type', 'application/json');
+function newAnswer(): DbscAnswer {
+  return { status: 500, contentType: 'application/json', body: '', headers: {}, setCookies: [] };
+}
+
+function sendJson(a: DbscAnswer, status: number, body: unknown): void {
+  a.status = status;
+  a.contentType = 'application/json';
+  a.body = JSON.stringify(body);
+}
+
+function sendProblemAnswer(a: DbscAnswer, error: TokenBindingError, status: number): void {
+  a.status = status;
+  a.contentType = PROBLEM_CONTENT_TYPE;
+  a.body = JSON.stringify(problemDetails(error, status));
+}
+
+/** Writes an answer to a Node response (appending to the Set-Cookie lines already there). */
+export function writeDbscAnswer(res: ServerResponse | Http2ServerResponse, a: DbscAnswer): void {
+  if (a.setCookies.length > 0) {
+    const prev = res.getHeader('set-cookie');
+    const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
+    res.setHeader('set-cookie', [...list, ...a.setCookies]);
+  }
+  res.statusCode = a.status;
+  for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+  res.setHeader('content-type', a.contentType);
   res.setHeader('cache-control', 'no-store');
-  res.setHeader('content-length', Buffer.byteLength(text));
-  (res as ServerResponse).end(text);
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('content-length', Buffer.byteLength(a.body));
+  (res as ServerResponse).end(a.body);
 }
 
 function sessionIdOf(holder: object, session: SessionObject): string | null {
@@ -388,8 +420,8 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     };
   }
 
-  function setBoundCookie(res: ServerResponse | Http2ServerResponse, record: DbscSessionBinding): void {
-    appendSetCookie(res, `${cookieName}=${issueCookie(record)}; Max-Age=${cookieTtl}; ${COOKIE_ATTRIBUTES}`);
+  function setBoundCookie(a: DbscAnswer, record: DbscSessionBinding): void {
+    a.setCookies.push(`${cookieName}=${issueCookie(record)}; Max-Age=${cookieTtl}; ${COOKIE_ATTRIBUTES}`);
   }
 
   function stillLive(used: readonly string[]): string[] {
@@ -397,11 +429,11 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     return used.filter((u) => typeof u === 'string' && parseInt(u.slice(u.indexOf('.') + 1), 36) > t);
   }
 
-  function refuse(res: ServerResponse | Http2ServerResponse, code: TokenBindingErrorCode, reason: string, status: number): void {
-    sendProblem(res, new TokenBindingError(code, undefined, { field: 'Secure-Session-Response', reason }), status);
+  function refuse(a: DbscAnswer, code: TokenBindingErrorCode, reason: string, status: number): void {
+    sendProblemAnswer(a, new TokenBindingError(code, undefined, { field: 'Secure-Session-Response', reason }), status);
   }
 
-  async function register(holder: object, raw: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<void> {
+  async function register(holder: object, raw: IncomingMessage | Http2ServerRequest, res: DbscAnswer): Promise<void> {
     const session = sessionOf(holder);
     const sessionId = session === null ? null : sessionIdOf(holder, session);
     if (session === null || sessionId === null) return refuse(res, 'ERR_TB_DBSC_SESSION_UNKNOWN', 'no session', 401);
@@ -447,7 +479,7 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     return entry.count > limit.max;
   }
 
-  async function refresh(holder: object, raw: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<void> {
+  async function refresh(holder: object, raw: IncomingMessage | Http2ServerRequest, res: DbscAnswer): Promise<void> {
     const id = singleHeader(raw, 'sec-secure-session-id');
     if (typeof id !== 'string' || id.length === 0 || id.length > 200 || !TOKEN_CHARS.test(id)) {
       return refuse(res, 'ERR_TB_DBSC_SESSION_UNKNOWN', 'Sec-Secure-Session-Id', 400);
@@ -460,12 +492,12 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
       return sendJson(res, 200, { session_identifier: id, continue: false } satisfies DbscSessionConfig);
     }
     if (overLimit(id)) {
-      sendProblem(res, new TokenBindingError('ERR_TB_DBSC_RATE_LIMITED', undefined, { field: 'Sec-Secure-Session-Id' }), 429);
+      sendProblemAnswer(res, new TokenBindingError('ERR_TB_DBSC_RATE_LIMITED', undefined, { field: 'Sec-Secure-Session-Id' }), 429);
       return;
     }
     const token = singleHeader(raw, 'secure-session-response');
     if (token === undefined) {
-      res.setHeader('secure-session-challenge', `"${issueChallenge('refresh', id)}";id="${id}"`);
+      res.headers['secure-session-challenge'] = `"${issueChallenge('refresh', id)}";id="${id}"`;
       sendJson(res, 403, { challenge: true });
       return;
     }
@@ -491,18 +523,26 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     sendJson(res, 200, config(updated));
   }
 
-  async function handle(holder: object, raw: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<boolean> {
+  async function answer(holder: object, raw: IncomingMessage | Http2ServerRequest): Promise<DbscAnswer | null> {
     const url = raw.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (path !== registrationPath && path !== refreshPath) return false;
+    if (path !== registrationPath && path !== refreshPath) return null;
+    const a = newAnswer();
     if (raw.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      sendJson(res, 405, { error: 'method_not_allowed' });
-      return true;
+      a.headers['allow'] = 'POST';
+      sendJson(a, 405, { error: 'method_not_allowed' });
+      return a;
     }
-    if (path === registrationPath) await register(holder, raw, res);
-    else await refresh(holder, raw, res);
+    if (path === registrationPath) await register(holder, raw, a);
+    else await refresh(holder, raw, a);
+    return a;
+  }
+
+  async function handle(holder: object, raw: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<boolean> {
+    const a = await answer(holder, raw);
+    if (a === null) return false;
+    writeDbscAnswer(res, a);
     return true;
   }
 
@@ -557,6 +597,7 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
       );
     },
     handle,
+    answer,
     offer,
     bindOrOffer,
     verifyRegistration,

@@ -43,3 +43,5 @@ export {
   type DeviceBoundSessions,
   type VerifiedDbscProof,
 } from './dbsc.js';
+export { writeDbscAnswer, type DbscAnswer } from './dbsc.js';
+export { fastifyDeviceBoundSessions, type FastifyDeviceBoundSessionsOptions } from './dbsc-fastify.js';

@@ -456,3 +456,67 @@ test('without a session library, the endpoints answer 401 ERR_TB_DBSC_SESSION_UN
   t.is((JSON.parse(reg.body) as { code: string }).code, 'ERR_TB_DBSC_SESSION_UNKNOWN');
   t.is((await call('/other')).status, 204);
 });
+
+test.serial('Fastify + @fastify/session: login offers DBSC, registration, refresh, a forged proof ends the session', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { default: fastifyCookie } = await import('@fastify/cookie');
+  const { default: fastifySession } = await import('@fastify/session');
+  const { fastifyDeviceBoundSessions, fastifySessionBinding } = await import('../../src/session/index.js');
+  const events = collect(t);
+  const dbsc = deviceBoundSessions({ secret: SECRET });
+  const { key, cert } = testCertificate;
+  const app = Fastify({ serverFactory: (handler) => createServer({ key, cert, tokenBinding: { required: false } }, handler), forceCloseConnections: true });
+  await app.register(fastifyCookie);
+  await app.register(fastifySession, { secret: SECRET, saveUninitialized: false, cookie: { secure: true, httpOnly: true } });
+  await app.register(fastifyDeviceBoundSessions, { dbsc });
+  await app.register(fastifySessionBinding, { policy: 'required', methods: [tokenBindingSessionMethod, dbsc.method] });
+  app.post('/login', async (request, reply) => {
+    const how = await dbsc.bindOrOffer(request, reply.raw);
+    request.session.set('user' as never, 'alice' as never);
+    return { how };
+  });
+  app.get('/profile', async (request) => {
+    const data = request.session as unknown as Record<string, unknown>;
+    return { user: data['user'] ?? null, binding: readSessionBinding(data)?.method ?? null };
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  const origin = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+  const browser = new SoftwareBrowser(origin);
+  const login = await browser.request('/login', 'POST');
+  t.deepEqual(login.json, { how: 'dbsc-offered' });
+  const registered = await browser.register(String(login.headers['secure-session-registration']));
+  t.is(registered.status, 200, JSON.stringify(registered.json));
+  t.true(browser.jar.has('__Host-tokbind-dbsc'));
+  t.true(browser.jar.has('sessionId'));
+  const id = registered.json['session_identifier'] as string;
+  t.deepEqual((await browser.request('/profile')).json, { user: 'alice', binding: 'dbsc' });
+  const round = await browser.refresh(id);
+  t.is(round.challenge.status, 403);
+  t.is(round.answer.status, 200);
+  t.deepEqual((await browser.request('/profile')).json, { user: 'alice', binding: 'dbsc' });
+  const thiefKey = await es256();
+  const mark = events.length;
+  const forged = await browser.refresh(id, (jti) => proof(thiefKey, jti));
+  t.deepEqual(forged.answer.json, { session_identifier: id, continue: false });
+  t.deepEqual(events.slice(mark), [{ outcome: 'rejected', method: 'dbsc', reason: 'mismatch', action: 'destroyed' }]);
+  t.deepEqual((await browser.request('/profile')).json, { user: null, binding: null });
+  const unknown = await browser.request('/tokbind/dbsc/refresh', 'POST', { 'sec-secure-session-id': id });
+  t.deepEqual(unknown.json, { session_identifier: id, continue: false });
+});
+
+test('the Fastify plugin refuses to register without a DBSC instance', async (t) => {
+  const { default: Fastify } = await import('fastify');
+  const { default: fastifyCookie } = await import('@fastify/cookie');
+  const { default: fastifySession } = await import('@fastify/session');
+  const { fastifyDeviceBoundSessions } = await import('../../src/session/index.js');
+  const app = Fastify();
+  await app.register(fastifyCookie);
+  await app.register(fastifySession, { secret: SECRET });
+  await t.throwsAsync(async () => {
+    await app.register(fastifyDeviceBoundSessions, {} as never);
+    await app.ready();
+  }, { instanceOf: TypeError });
+  await app.close();
+});

@@ -256,8 +256,12 @@ class SoftwareBrowser {
   }
 }
 
-async function startExpress(t: import('ava').ExecutionContext, options: DeviceBoundSessionOptions, policy: 'optional' | 'required' = 'required') {
-  const store = new session.MemoryStore();
+async function startExpress(
+  t: import('ava').ExecutionContext,
+  options: DeviceBoundSessionOptions,
+  policy: 'optional' | 'required' = 'required',
+  store: session.Store = new session.MemoryStore(),
+) {
   const dbsc = deviceBoundSessions({ secret: SECRET, ...options });
   const app = express();
   app.use(session({ secret: SECRET, store, resave: false, saveUninitialized: false, cookie: { secure: true, httpOnly: true } }));
@@ -296,7 +300,8 @@ function collect(t: import('ava').ExecutionContext): SessionEvent[] {
 test.serial('Express: login offers DBSC, registration binds the session, refresh renews the cookie, replays and forged proofs end it', async (t) => {
   const c = clock(Date.now());
   const events = collect(t);
-  const { origin } = await startExpress(t, { now: c.now, cookieTtlSeconds: 60 });
+  const first = await startExpress(t, { now: c.now, cookieTtlSeconds: 60 });
+  const { origin } = first;
   const browser = new SoftwareBrowser(origin);
   const login = await browser.request('/login', 'POST');
   t.is(login.status, 200);
@@ -337,6 +342,17 @@ test.serial('Express: login offers DBSC, registration binds the session, refresh
   t.is(replayedRegistration.status, 400);
   t.is(replayedRegistration.json['code'], 'ERR_TB_DBSC_CHALLENGE_INVALID');
   t.is((await browser.request('/profile')).status, 200);
+  // The same JWT to a second process sharing the store and secret (its replay cache is empty):
+  // refused all the same, the session being bound already.
+  const second = await startExpress(t, { now: c.now, cookieTtlSeconds: 60 }, 'required', first.store);
+  const elsewhere = new SoftwareBrowser(second.origin);
+  for (const [k, v] of browser.jar) elsewhere.jar.set(k, v);
+  const replayedElsewhere = await elsewhere.request('/tokbind/dbsc/register', 'POST', {
+    'secure-session-response': await proof(browser.key!, /challenge="([^"]+)"/.exec(header)![1]!),
+  });
+  t.is(replayedElsewhere.status, 400);
+  t.is(replayedElsewhere.json['code'], 'ERR_TB_DBSC_CHALLENGE_INVALID');
+  t.deepEqual((await elsewhere.request('/profile')).json, { user: 'alice', binding: 'dbsc' });
 
   // Past the cookie's lifetime: refused as expired unless refreshed.
   const stolenCopy = new Map(browser.jar);

@@ -31,7 +31,7 @@ import { createDpopVerifier } from './dpop.js';
 import { generateKeyPair } from './lib/keys.js';
 import { serveParent } from './lib/proc.js';
 
-export type ServerKind = 'plain' | 'tokbind' | 'dpop' | 'floor' | 'plain_h2' | 'tokbind_h2';
+export type ServerKind = 'plain' | 'tokbind' | 'dpop' | 'floor' | 'plain_h2' | 'tokbind_h2' | 'tokbind_metrics';
 
 export interface ListenConfig {
   readonly kind: ServerKind;
@@ -79,7 +79,14 @@ async function create(cfg: ListenConfig): Promise<https.Server | Http2SecureServ
       else okH2(res);
     });
   }
-  if (cfg.kind === 'tokbind') {
+  if (cfg.kind === 'tokbind_metrics') {
+    // tokbind with tokbind/metrics attached: a prom-client registry subscribed to every channel
+    // (so cache hits are timed too) — what a scraped production server runs.
+    const { Registry } = await import('prom-client');
+    const { registerTokenBindingMetrics } = await import('../src/metrics/prometheus.js');
+    registerTokenBindingMetrics(new Registry());
+  }
+  if (cfg.kind === 'tokbind' || cfg.kind === 'tokbind_metrics') {
     // Loaded only here: the baseline processes never load tokbind at all.
     const { createServer: createTokbindServer, getTokenBinding } = await import('../src/http/server.js');
     return createTokbindServer({ ...tls, tokenBinding: cfg.tokenBinding ?? {} }, (req: IncomingMessage, res: ServerResponse) => {

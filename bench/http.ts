@@ -144,7 +144,7 @@ function measuredBeside(
 export async function benchHttp(ctx: BenchContext): Promise<void> {
   const b = ctx.budget;
   // `plain_b` is a second, identical plain server: the A/A control of every ratio below.
-  const rig = await startRig(ctx, ['plain', 'tokbind', 'dpop', 'floor', { name: 'plain_b', kind: 'plain' }]);
+  const rig = await startRig(ctx, ['plain', 'tokbind', 'dpop', 'floor', { name: 'plain_b', kind: 'plain' }, 'tokbind_metrics']);
   const keepalive = (auth: 'none' | 'tokbind' | 'dpop', proofs?: number): Omit<RunConfig, 'port' | 'ca'> => ({
     mode: 'keepalive',
     auth,
@@ -173,6 +173,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
       { name: 'plain_noheader', kind: 'plain', config: () => keepalive('none') },
       { name: 'dpop', kind: 'dpop', config: () => keepalive('dpop', Math.ceil(dpopRate * seconds * 1.25) + b.keepaliveConnections) },
       { name: 'plain_aa', kind: 'plain_b', config: () => keepalive('tokbind') },
+      { name: 'tokbind_metrics', kind: 'tokbind_metrics', config: () => keepalive('tokbind') },
     ],
     (name, s) => {
       if (name === 'dpop') dpopRate = Math.min(calibration.rps, (s.completed * 1000) / s.windowMs * 1.2);
@@ -201,6 +202,17 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
     ...measuredBeside(ka, 'tokbind', 'plain_noheader', undefined, (s) => s.rps),
   });
   ctx.report.set('http.keepalive.header_ratio', pairedMedian(rps('plain'), rps('plain_noheader')));
+  ctx.report.figure({
+    key: 'http.keepalive.metrics_rps',
+    label: 'http.keepalive.metrics_rps (registry attached)',
+    unit: 'req/s',
+    summary: summarize(rps('tokbind_metrics')),
+    baseline: { key: 'http.keepalive.tokbind_rps', label: 'tokbind, no registry', summary: summarize(rps('tokbind')) },
+    ratio: { key: 'http.keepalive.metrics_ratio', summary: pairedRatio(rps('tokbind_metrics'), rps('tokbind')) },
+    target: { on: 'ratio', op: '>=', value: 0.97 },
+    note: 'tokbind with tokbind/metrics (prom-client registry on the channels, cache hits timed) against tokbind without, same requests, same rounds',
+    ...measuredBeside(ka, 'tokbind_metrics', 'tokbind', { key: 'http.keepalive.aa_ratio', copy: 'plain_aa', of: 'plain' }, (s) => s.rps),
+  });
   const late = ka.get('dpop')!.reduce((a, s) => a + s.lateProofs, 0);
   ctx.report.figure({
     key: 'http.dpop.rps',
@@ -217,9 +229,10 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
   // Cross-check: the same per-server-CPU view as for new connections. CPU time per request is
   // far less sensitive than throughput to other processes taking the server's core.
   const kaCapacity = (name: string): number[] => ka.get(name)!.map((s) => s.rps / s.serverCpu);
-  for (const name of ['plain', 'plain_noheader', 'tokbind', 'dpop', 'plain_aa']) ctx.report.set(`http.keepalive.capacity.${name}_rps`, Math.round(median(kaCapacity(name))));
+  for (const name of ['plain', 'plain_noheader', 'tokbind', 'dpop', 'plain_aa', 'tokbind_metrics']) ctx.report.set(`http.keepalive.capacity.${name}_rps`, Math.round(median(kaCapacity(name))));
   const capRatio = pairedRatio(kaCapacity('tokbind'), kaCapacity('plain'));
   ctx.report.set('http.keepalive.capacity.ratio', Math.round(capRatio.median * 1000) / 1000);
+  ctx.report.set('http.keepalive.capacity.metrics_ratio', pairedMedian(kaCapacity('tokbind_metrics'), kaCapacity('tokbind')));
   ctx.report.note(`http.keepalive: per server CPU second, tokbind/plain = ${capRatio.median.toFixed(3)} (${capRatio.min.toFixed(2)}..${capRatio.max.toFixed(2)}) — the cross-check when the server core was not saturated`);
 
   const newconn = (auth: 'none' | 'tokbind'): Omit<RunConfig, 'port' | 'ca'> => ({

@@ -61,6 +61,8 @@ export const TokenBindingErrorCodes = {
   ERR_TB_FORWARDED_MALFORMED: 'malformed forwarded Token Binding ID header',
   /** The trusted proxy's signed assertion is missing, invalid, expired, replayed or does not match the request. */
   ERR_TB_FORWARDED_ASSERTION: 'forwarded Token Binding assertion missing or invalid',
+  /** A trusted proxy's RFC 9440 `Client-Cert` header is malformed, too large or repeated. */
+  ERR_TB_FORWARDED_CLIENT_CERT: 'malformed forwarded Client-Cert header',
   /** The upstream server of a tokbind proxy or sidecar could not be reached or failed. */
   ERR_TB_UPSTREAM: 'upstream server unavailable',
   /** A session cannot be bound, or a bound session cannot be checked: the request carries no verified binding (tokbind/session). */

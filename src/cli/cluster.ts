@@ -190,8 +190,9 @@ export async function runWorkers(options: RunWorkersOptions): Promise<number> {
   let failedAfterStart: ((status: number) => void) | undefined;
   const gaveUp = new Promise<number>((resolve) => (failedAfterStart = resolve));
 
-  const fork = (): void => {
-    const worker = cluster.fork(env);
+  // Each worker has a slot, 0..N-1, kept by its replacement: a stable `worker` label in metrics.
+  const fork = (slot: number): void => {
+    const worker = cluster.fork({ ...env, TOKBIND_WORKER_INDEX: String(slot) });
     workers.add(worker);
     options.onWorker?.(worker);
     let listening = false;
@@ -219,7 +220,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<number> {
       restarts.push(now);
       writeLine(io.stderr, `tokbind ${command}: worker ${worker.process.pid ?? '?'} exited (${signal ?? `code ${code}`}); starting another`);
       ready--;
-      fork();
+      fork(slot);
     });
   };
 
@@ -236,7 +237,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<number> {
   };
 
   const stopped = untilStopped(options.signal);
-  for (let i = 0; i < options.workers; i++) fork();
+  for (let i = 0; i < options.workers; i++) fork(i);
   const early = await Promise.race([startup, stopped.then(() => ExitCode.ok)]);
   if (early !== null) {
     await stopAll();

@@ -5,11 +5,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseKeyParameters } from '../codec/keyparams.js';
-import { formatPrometheusMetrics } from '../http/metrics.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
+import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
 import { sendProblem } from '../http/problem.js';
 import { sendAccessTokenChallenge, verifyForGlue } from '../token/respond.js';
 import { createAccessTokenVerifier, loadJwksFile, type AccessTokenVerifier } from '../token/verify.js';
@@ -31,13 +31,18 @@ interface TokenCheck {
 }
 
 /** The routes of `tokbind serve`; `/metrics` never asks for a binding (Prometheus sends none). */
-function router(required: boolean, tokens: TokenCheck | undefined) {
+function router(required: boolean, tokens: TokenCheck | undefined, metrics: ClusterMetrics) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'GET' && path === '/metrics') {
-      const text = formatPrometheusMetrics();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      // prom-client (tokbind/metrics); under node:cluster, every worker's figures.
+      metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+          res.end(text);
+        },
+        (err: unknown) => json(res, 503, { error: err instanceof Error ? err.message : String(err) }),
+      );
       return;
     }
     // `--required` is applied here, not by the server, so that /metrics stays scrapeable; an
@@ -158,7 +163,13 @@ export const serve = defineCommand(
       if (values.cert === '-' || values.key === '-') throw new UsageError('--workers cannot read --cert/--key from stdin (each worker reads the files)');
       // Workers share one self-signed certificate (made here), so every connection presents the same.
       const shared = values.cert === undefined ? { tls: selfSigned() } : {};
-      return runWorkers({ command: 'serve', workers: parseWorkerCount(values.workers), io, signal, shared });
+      // The primary aggregates the workers' metrics for a /metrics scrape on any of them.
+      const metrics = createClusterMetrics();
+      try {
+        return await runWorkers({ command: 'serve', workers: parseWorkerCount(values.workers), io, signal, shared });
+      } finally {
+        metrics.close();
+      }
     }
     let tls: { key: string | Buffer; cert: string | Buffer };
     try {
@@ -176,23 +187,29 @@ export const serve = defineCommand(
     };
 
     let server: ReturnType<typeof createServer>;
+    const metrics = createServerMetrics();
     try {
       const clientCerts = values['client-certs'] === 'request' ? { requestCert: true, rejectUnauthorized: false } : {};
-      server = createServer({ ...tls, ...clientCerts, tokenBinding }, router(values.required, tokens));
+      server = createServer({ ...tls, ...clientCerts, tokenBinding }, router(values.required, tokens, metrics));
     } catch (err) {
+      metrics.close();
       return reportError(io, err);
     }
     // Handshakes that fail (scanners, untrusting clients) are the client's problem, not ours.
     server.on('tlsClientError', () => {});
-    return listenAndServe({
-      command: 'serve',
-      server,
-      scheme: 'https',
-      host: values.host,
-      port: values.port,
-      proxyProtocol: values['proxy-protocol'],
-      io,
-      signal,
-    });
+    try {
+      return await listenAndServe({
+        command: 'serve',
+        server,
+        scheme: 'https',
+        host: values.host,
+        port: values.port,
+        proxyProtocol: values['proxy-protocol'],
+        io,
+        signal,
+      });
+    } finally {
+      metrics.close();
+    }
   },
 );

@@ -21,11 +21,14 @@ export { PROBLEM_CONTENT_TYPE, problemDetails, sendProblem, type TokenBindingPro
 export { INCLUDE_REFERRED_TOKEN_BINDING_ID, redirectWithReferredTokenBinding, requestReferredTokenBinding } from './federation.js';
 export {
   VERIFY_CHANNEL_NAME,
+  TLS_CHANNEL_NAME,
   formatPrometheusMetrics,
   getMetricsSnapshot,
   resetMetrics,
   type LatencyBucket,
   type MetricsSnapshot,
+  type TlsConditionsEvent,
+  type TlsConditionsReason,
   type VerifyEvent,
 } from './metrics.js';
 export {
@@ -59,3 +62,11 @@ export {
   type ResolvedTrustProxy,
   type TrustProxyOptions,
 } from './trust-proxy.js';
+export {
+  CLIENT_CERT_CHAIN_HEADER,
+  CLIENT_CERT_HEADER,
+  MAX_CLIENT_CERT_BYTES,
+  clientCertificateFromTrustedProxy,
+  formatClientCertHeader,
+  parseClientCertHeader,
+} from './client-cert.js';

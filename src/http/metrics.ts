@@ -3,11 +3,11 @@
  * verification, in-process counters, a fixed-bucket latency histogram and a Prometheus text
  * exporter.
  *
- * The exporter is written here rather than taken from `prom-client`: five metric families need
- * ~40 lines of text formatting, and a library that verifies signatures on every request should
- * not pull a peer dependency (and its global registry) into every application that uses it.
- * Applications that already run `prom-client` can mirror {@link getMetricsSnapshot} into their
- * own registry, or subscribe to the `tokbind:verify` channel.
+ * The channels (`tokbind:verify` here, `tokbind:tls` for connections that do not meet the TLS
+ * conditions) are the zero-dependency source: `tokbind/metrics` builds the prom-client and
+ * OpenTelemetry metrics on them (and is what `tokbind serve` exposes at /metrics). The
+ * in-process counters and {@link formatPrometheusMetrics} below stay for applications without
+ * prom-client: a synchronous snapshot of the same figures under the same names.
  *
  * Nothing recorded here ever holds key material, header values or EKMs: only outcomes, error
  * codes, key parameter names and durations.
@@ -29,11 +29,39 @@ export interface VerifyEvent {
   readonly durationNs: number;
   /** True when the verdict came from the connection's verification cache. */
   readonly cached: boolean;
-  /** The provided binding's key parameters (only when `outcome` is `accepted`). */
+  /**
+   * The provided binding's key parameters: always when `outcome` is `accepted`; on a rejection
+   * when the provided binding was read (`ERR_TB_SIGNATURE_INVALID`,
+   * `ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED`).
+   */
   readonly keyParameters?: KeyParametersName | number;
+  /**
+   * `true` on a rejection of a value that verified earlier on another connection: a captured
+   * message replayed (the code stays `ERR_TB_SIGNATURE_INVALID`, see replay.ts).
+   */
+  readonly replayed?: true;
+}
+
+/** The diagnostics channel a TLS connection that cannot carry Token Binding is published on. */
+export const TLS_CHANNEL_NAME = 'tokbind:tls';
+
+/**
+ * Why a connection cannot carry Token Binding: the facts' reasons (`tls-version`: below TLS 1.2;
+ * `no-ems`: TLS 1.2 without Extended Master Secret; `ems-unknown`; `ekm-unavailable`) and
+ * `renegotiation`: the client attempted a TLS renegotiation (refused).
+ */
+export type TlsConditionsReason = 'tls-version' | 'no-ems' | 'ems-unknown' | 'ekm-unavailable' | 'renegotiation';
+
+/** What a `tokbind:tls` subscriber receives, once per connection (and per renegotiation attempt). */
+export interface TlsConditionsEvent {
+  readonly outcome: 'unmet';
+  readonly reason: TlsConditionsReason;
+  /** `tlsSocket.getProtocol()` (`'TLSv1.2'`, `'TLSv1.1'`, …, `'unknown'`). */
+  readonly protocol: string;
 }
 
 const verifyChannel = diagnosticsChannel.channel(VERIFY_CHANNEL_NAME);
+const tlsChannel = diagnosticsChannel.channel(TLS_CHANNEL_NAME);
 
 /**
  * Upper bounds of the latency buckets, in seconds (Prometheus convention). ECDSA P-256 with
@@ -113,6 +141,7 @@ export function recordVerification(
   cached: boolean,
   code?: TokenBindingErrorCode,
   keyParameters?: KeyParametersName | number,
+  replayed = false,
 ): void {
   counters[outcome]++;
   if (outcome === 'rejected' && code !== undefined) {
@@ -129,18 +158,20 @@ export function recordVerification(
     const event: { -readonly [K in keyof VerifyEvent]: VerifyEvent[K] } = { outcome, durationNs, cached };
     if (code !== undefined) event.code = code;
     if (keyParameters !== undefined) event.keyParameters = keyParameters;
+    if (replayed) event.replayed = true;
     verifyChannel.publish(event);
   }
 }
 
 /**
  * Counts a TLS connection that does not meet the Token Binding conditions (RFC 8471 §4.2,
- * e.g. TLS 1.2 without Extended Master Secret), by reason.
+ * e.g. TLS 1.2 without Extended Master Secret), by reason, and publishes it on `tokbind:tls`.
  *
  * @internal Called by the servers when they capture connection facts.
  */
-export function recordTlsConditionsUnmet(reason: string): void {
+export function recordTlsConditionsUnmet(reason: string, protocol = 'unknown'): void {
   counters.tlsConditionsUnmet.set(reason, (counters.tlsConditionsUnmet.get(reason) ?? 0) + 1);
+  if (tlsChannel.hasSubscribers) tlsChannel.publish({ outcome: 'unmet', reason, protocol });
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 } from '../tls/connection.js';
 import { inspectClientHellos } from '../tls/inspect.js';
 import { FORWARDED_HEADER_NAMES, isForwardedHeaderName } from './forwarded.js';
+import { watchRenegotiation } from '../tls/renegotiation.js';
 import { recordTlsConditionsUnmet } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
@@ -88,7 +89,8 @@ const UNAVAILABLE: ConnectionFacts = Object.freeze({
 /**
  * Reads ClientHellos when asked to, and takes each connection's facts once, at 'secureConnection'
  * (the EKM can only be exported while the connection is open), before Node's HTTP machinery
- * sees the socket. Connections that do not meet the TLS conditions are counted by reason.
+ * sees the socket. Connections that do not meet the TLS conditions are counted by reason, and so
+ * are renegotiation attempts (refused by the server's secureOptions).
  *
  * @internal Shared by the HTTP/1.1 and HTTP/2 servers.
  */
@@ -103,7 +105,9 @@ export function installConnectionTracking(server: TlsServer, options: ResolvedTo
       // Closed between the handshake and this listener: nothing will be served on it.
       return;
     }
-    if (!facts.eligible) recordTlsConditionsUnmet(facts.ineligibleReason ?? 'unknown');
+    if (!facts.eligible) recordTlsConditionsUnmet(facts.ineligibleReason ?? 'unknown', facts.protocol);
+    // TLS 1.3 has no renegotiation.
+    if (facts.protocol !== 'TLSv1.3') watchRenegotiation(socket, () => recordTlsConditionsUnmet('renegotiation', facts.protocol));
   });
 }
 

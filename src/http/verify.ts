@@ -4,12 +4,13 @@
 import { decodeSecTokenBindingHeader } from '../codec/header.js';
 import { keyParametersName } from '../codec/keyparams.js';
 import { parseTokenBindingMessage } from '../codec/message.js';
-import type { TokenBinding } from '../codec/types.js';
+import type { KeyParametersName, TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
 import { verifyTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
 import { lookupVerification, rememberVerification, type ConnectionFacts, type ConnectionState } from '../tls/connection.js';
 import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
+import { isReplayed, markIfReplayed, rememberVerified } from './replay.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
 import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
 
@@ -122,7 +123,9 @@ function checkStructure(value: string, accepted: readonly number[], options: Res
 function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: ResolvedTokenBindingOptions): TokenBindingResult {
   const { provided, referred, others } = message;
   const backend = options.backend;
-  if (!verifyTokenBinding(provided, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided' });
+  if (!verifyTokenBinding(provided, ekm, backend)) {
+    throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided', keyParameters: keyParametersName(provided.id.keyParameters) });
+  }
   if (referred !== undefined && !verifyTokenBinding(referred, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
   if (others !== undefined) {
     for (const other of others) {
@@ -177,9 +180,11 @@ function evaluate(
   let verdict: CachedVerdict;
   try {
     verdict = checkSignatures(message, ekm, options);
+    rememberVerified(value);
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
-    verdict = err;
+    // A value that verified on another connection: a captured message, replayed (replay.ts).
+    verdict = markIfReplayed(value, err);
   }
   if (state != null) rememberVerification(state, value, { options, verdict } satisfies CacheEntry);
   return verdict;
@@ -189,11 +194,19 @@ function isContext(connection: TokenBindingConnection | TokenBindingConnectionCo
   return 'facts' in connection;
 }
 
+/** The provided binding's key parameters when the rejection names them (for the metrics' labels). */
+function rejectedKeyParameters(err: TokenBindingError): KeyParametersName | number | undefined {
+  const cause = err.cause;
+  if (cause === undefined || cause instanceof Error) return undefined;
+  const named = err.code === 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED' ? cause.actual : cause.keyParameters;
+  return typeof named === 'string' || typeof named === 'number' ? (named as KeyParametersName | number) : undefined;
+}
+
 /** Settles one verdict: counts it, publishes it, returns or throws it. */
 function settle(verdict: CachedVerdict, started: number, cached: boolean): TokenBindingResult {
   const durationNs = started === 0 ? 0 : nowNs() - started;
   if (verdict instanceof TokenBindingError) {
-    recordVerification('rejected', durationNs, cached, verdict.code);
+    recordVerification('rejected', durationNs, cached, verdict.code, rejectedKeyParameters(verdict), isReplayed(verdict));
     throw verdict;
   }
   recordVerification('accepted', durationNs, cached, undefined, verdict.provided.keyParameters);
@@ -219,7 +232,8 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  *   any check; with a per-connection `state`, a message that would take the connection past
  *   `maxSignaturesPerConnection` checks (default 16) in all: `ERR_TB_SIGNATURE_BUDGET`;
  * - any signature that does not verify, including one on a binding of unknown type with known key
- *   parameters: `ERR_TB_SIGNATURE_INVALID`. A referred binding with unknown key parameters is
+ *   parameters: `ERR_TB_SIGNATURE_INVALID` (with `cause.replayed: true` when the same value
+ *   verified earlier on another connection: a captured message replayed, see replay.ts). A referred binding with unknown key parameters is
  *   accepted but exposed as `referred: null`; unknown types with unknown key parameters are
  *   ignored.
  *

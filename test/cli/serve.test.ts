@@ -103,9 +103,9 @@ test('serves /whoami, /metrics and 404; stops when aborted', async (t) => {
 
     const metrics = await get('/metrics');
     t.is(metrics.status, 200);
-    t.is(metrics.type, 'text/plain; version=0.0.4');
-    t.regex(metrics.body, /^tokbind_verifications_total\{outcome="accepted"\} 1$/m);
-    t.regex(metrics.body, /^tokbind_verifications_total\{outcome="absent"\} [1-9]\d*$/m);
+    t.is(metrics.type, 'text/plain; version=0.0.4; charset=utf-8');
+    t.regex(metrics.body, /^tokbind_verifications_total\{outcome="accepted",key_parameters="ecdsap256"\} 1$/m);
+    t.regex(metrics.body, /^tokbind_verifications_total\{outcome="absent",key_parameters="none"\} [1-9]\d*$/m);
     t.regex(metrics.body, /^tokbind_rejections_total\{code="ERR_TB_MALFORMED"\} 1$/m);
   } finally {
     t.is(await server.stop(), ExitCode.ok);

@@ -4,7 +4,9 @@
  * key parameters not accepted, TLS 1.2 without EMS). Everything the server emits is captured —
  * console output and stderr, `tokbind:verify` events, the error objects handed to `onReject`
  * (message, stack, cause, JSON, util.inspect), the 400 responses (status line, headers, body),
- * the metrics (snapshot and Prometheus text) and what the application sees (`req.tokenBinding`) —
+ * the metrics (snapshot and Prometheus text; tokbind/metrics' prom-client registry; the
+ * OpenTelemetry spans — names, attributes, events, status — and metric data points;
+ * `tokbind:tls` events) and what the application sees (`req.tokenBinding`) —
  * and searched for the hex, base64, base64url and Node-inspect forms of each connection's EKM,
  * TLS session DER and master secret, each client's private key (JWK `d`) and each full header
  * value. A positive control proves the search finds each secret where it was planted.
@@ -19,6 +21,9 @@ import { generateTokenBindingKey, type TokenBindingKey } from '../../src/crypto/
 import type { TokenBindingError } from '../../src/errors.js';
 import { formatPrometheusMetrics, getMetricsSnapshot } from '../../src/http/metrics.js';
 import { sendProblem } from '../../src/http/problem.js';
+import { Registry } from 'prom-client';
+import { registerTokenBindingMetrics } from '../../src/metrics/index.js';
+import { inMemoryTelemetry } from '../metrics/_otel.js';
 import { printSummary } from '../fuzz/_fuzz.js';
 import { RawHttpConnection, ekmOf, type RawResponse } from './_net.js';
 import { startServer } from './_server.js';
@@ -118,6 +123,11 @@ test('EKM, session DER, master secret, private keys and header values appear in 
     sink('tokbind:verify', inspect(event, { depth: Infinity, showHidden: true }));
   };
   diagnosticsChannel.subscribe('tokbind:verify', onVerify);
+  const onTls = (event: unknown): void => sink('tokbind:tls', JSON.stringify(event) + inspect(event, { depth: Infinity, showHidden: true }));
+  diagnosticsChannel.subscribe('tokbind:tls', onTls);
+  const registry = new Registry();
+  const promMetrics = registerTokenBindingMetrics(registry);
+  const telemetry = await inMemoryTelemetry();
 
   const errors: TokenBindingError[] = [];
   const srv = await startServer({
@@ -183,6 +193,7 @@ test('EKM, session DER, master secret, private keys and header values appear in 
     await noEms.close();
   } finally {
     diagnosticsChannel.unsubscribe('tokbind:verify', onVerify);
+    diagnosticsChannel.unsubscribe('tokbind:tls', onTls);
     process.stderr.write = stderrWrite as typeof process.stderr.write;
     methods.forEach((m, i) => (console[m] = saved[i]!));
     await srv.close();
@@ -196,6 +207,18 @@ test('EKM, session DER, master secret, private keys and header values appear in 
     sink('errors', inspect(err, { depth: Infinity, showHidden: true }));
   }
   sink('metrics', JSON.stringify(getMetricsSnapshot()) + formatPrometheusMetrics());
+  sink('prom-client', (await registry.metrics()) + JSON.stringify(await registry.getMetricsAsJSON()));
+  promMetrics.unregister();
+  const otelMetrics = await telemetry.collect();
+  const spans = telemetry.spans.getFinishedSpans();
+  await telemetry.close();
+  for (const span of spans) {
+    sink('otel spans', `${span.name} ${JSON.stringify(span.attributes)} ${JSON.stringify(span.events)} ${JSON.stringify(span.status)} ${JSON.stringify(span.links)}`);
+    sink('otel spans', inspect({ attributes: span.attributes, events: span.events, status: span.status, resource: span.resource.attributes }, { depth: 6 }));
+  }
+  sink('otel metrics', JSON.stringify(otelMetrics.map((m) => ({ descriptor: m.descriptor, dataPoints: m.dataPoints }))));
+  t.true(spans.some((span) => span.attributes['tokbind.outcome'] === 'replayed'), 'a replay went through the spans');
+  t.true(haystacks.has('tokbind:tls') && haystacks.get('prom-client')!.includes('tokbind_replays_total 2'));
 
   const codes = new Set(errors.map((e) => e.code));
   for (const code of [

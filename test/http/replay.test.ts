@@ -1,0 +1,90 @@
+/**
+ * Replay detection (src/http/replay.ts): a value that verified on one connection and fails its
+ * signature on another is marked `cause.replayed`, keeps its code, and is published as such.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
+import { TokenBindingError } from '../../src/errors.js';
+import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
+import { REPLAY_TABLE_SLOTS, clearReplayTable, isReplayed, markIfReplayed, rememberVerified } from '../../src/http/replay.js';
+import { verifyTokenBindingHeader } from '../../src/http/verify.js';
+
+const key = generateTokenBindingKey();
+
+function refusal(fn: () => unknown): TokenBindingError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof TokenBindingError) return err;
+    throw err;
+  }
+  throw new Error('expected a TokenBindingError');
+}
+
+test.serial('verified on one connection, presented on another: ERR_TB_SIGNATURE_INVALID with cause.replayed, and the event says so', (t) => {
+  const events: VerifyEvent[] = [];
+  const onMessage = (m: unknown): void => void events.push(m as VerifyEvent);
+  diagnosticsChannel.subscribe(VERIFY_CHANNEL_NAME, onMessage);
+  t.teardown(() => diagnosticsChannel.unsubscribe(VERIFY_CHANNEL_NAME, onMessage));
+  const a = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const b = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const header = createSecTokenBindingHeader({ provided: key, ekm: a.ekm });
+
+  // Before it verified anywhere: a plain signature failure.
+  const before = refusal(() => verifyTokenBindingHeader(header, b));
+  t.is(before.code, 'ERR_TB_SIGNATURE_INVALID');
+  t.false(isReplayed(before));
+  t.not(verifyTokenBindingHeader(header, a), null);
+  const replay = refusal(() => verifyTokenBindingHeader(header, b));
+  t.is(replay.code, 'ERR_TB_SIGNATURE_INVALID', 'the code stays stable');
+  t.true(isReplayed(replay));
+  t.deepEqual(replay.cause, { field: 'provided', keyParameters: 'ecdsap256', replayed: true });
+  t.deepEqual(
+    events.map((e) => [e.outcome, e.replayed ?? false, e.keyParameters]),
+    [
+      ['rejected', false, 'ecdsap256'],
+      ['accepted', false, 'ecdsap256'],
+      ['rejected', true, 'ecdsap256'],
+    ],
+  );
+  // The verdict on the original connection is unchanged.
+  t.not(verifyTokenBindingHeader(header, a), null);
+});
+
+test.serial('only signature failures are replays; other codes pass through unchanged', (t) => {
+  const a = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const header = createSecTokenBindingHeader({ provided: key, ekm: a.ekm });
+  t.not(verifyTokenBindingHeader(header, a), null);
+  const elsewhere = refusal(() => verifyTokenBindingHeader(header, { ekm: randomBytes(32), negotiatedKeyParameters: [1] }));
+  t.is(elsewhere.code, 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
+  t.false(isReplayed(elsewhere));
+  const other = new TokenBindingError('ERR_TB_MALFORMED');
+  t.is(markIfReplayed(header, other), other);
+  // A cause that is an Error is replaced by the facts (never kept as a nested object).
+  const wrapped = markIfReplayed(header, new TokenBindingError('ERR_TB_SIGNATURE_INVALID', undefined, new Error('inner')));
+  t.deepEqual(wrapped.cause, { replayed: true });
+  t.false(isReplayed(new TokenBindingError('ERR_TB_SIGNATURE_INVALID', undefined, new Error('x'))));
+  t.false(isReplayed(new TokenBindingError('ERR_TB_SIGNATURE_INVALID')));
+});
+
+test.serial('the table forgets on clear; its memory is fixed whatever the traffic', (t) => {
+  const a = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const b = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const header = createSecTokenBindingHeader({ provided: key, ekm: a.ekm });
+  verifyTokenBindingHeader(header, a);
+  t.true(isReplayed(refusal(() => verifyTokenBindingHeader(header, b))));
+  clearReplayTable();
+  t.false(isReplayed(refusal(() => verifyTokenBindingHeader(header, b))));
+  t.is(REPLAY_TABLE_SLOTS, 16384);
+  // Twice as many distinct verified values as slots: at most one per slot is remembered.
+  const n = 2 * REPLAY_TABLE_SLOTS;
+  for (let i = 0; i < n; i++) rememberVerified(`value-${i}`);
+  const signatureInvalid = new TokenBindingError('ERR_TB_SIGNATURE_INVALID');
+  let remembered = 0;
+  for (let i = 0; i < n; i++) if (isReplayed(markIfReplayed(`value-${i}`, signatureInvalid))) remembered++;
+  t.true(remembered <= REPLAY_TABLE_SLOTS, `${remembered} remembered`);
+  t.true(remembered > REPLAY_TABLE_SLOTS / 2, `${remembered} remembered`);
+  t.true(isReplayed(markIfReplayed(`value-${n - 1}`, signatureInvalid)), 'the newest value is always remembered');
+});

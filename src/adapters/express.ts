@@ -8,6 +8,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { TokenBindingError, isTokenBindingError } from '../errors.js';
 import { resolveTokenBindingOptions } from '../http/options.js';
 import { sendProblem } from '../http/problem.js';
+import { adoptForwardedVerdict } from '../http/server.js';
 import { resolveTrustProxy, verifyFromTrustedProxy } from '../http/trust-proxy.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
@@ -59,11 +60,15 @@ function httpError(error: TokenBindingError): TokenBindingHttpError {
  * `required: true` — missing header calls `next(err)` with a {@link TokenBindingHttpError}
  * (status 400); add {@link tokenBindingErrorHandler} to answer it with problem+json.
  *
- * On tokbind's `createServer` the server's verdict is reused, not recomputed, and only `required`
- * is applied again. On a plain `https.createServer` the connection's facts (EKM, TLS version,
- * EMS) are taken from `req.socket` on its first request. What a plain server cannot do: refuse
- * TLS 1.2 renegotiation (pass `secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION` yourself),
- * inspect the ClientHello (RFC 8472 offer), or take the EKM before a renegotiation could change it.
+ * Every option is this middleware's own. On tokbind's `createServer` (or a server given
+ * `attachTokenBinding`) the server's verdict is reused when it was reached under the same
+ * `keyParameters`, `maxHeaderLength` and `backend`, with this middleware's `required` and
+ * `onInvalid` applied again; otherwise the header is verified under these options. On a plain
+ * `https.createServer` the connection's facts (EKM, TLS version, EMS) are taken from `req.socket`
+ * on its first request, without fixing this route's options for the next. What middleware on a
+ * plain server cannot do: see 'upgrade' / 'connect' requests (WebSocket), refuse TLS 1.2
+ * renegotiation, inspect the ClientHello (RFC 8472 offer), or take the EKM before a renegotiation
+ * could change it — `attachTokenBinding(server)` does all of these.
  *
  * Behind `tokbind proxy` (plain HTTP from the proxy), pass `trustProxy: { addresses, key? }`: the
  * forwarded IDs from those addresses (with `key`, under a valid assertion over `req.originalUrl`)
@@ -85,7 +90,7 @@ export function tokenBinding(options: TokenBindingAdapterOptions = {}): RequestH
     if (trust !== null) {
       // Behind a trusted proxy the assertion check is asynchronous (WebCrypto, via jose).
       verifyFromTrustedProxy(req, resolved, trust, req.originalUrl).then((forwarded) => {
-        const verdict = forwarded === undefined ? verifyIncomingRequest(req, resolved) : forwarded;
+        const verdict = forwarded === undefined ? verifyIncomingRequest(req, resolved) : adoptForwardedVerdict(req, resolved, forwarded);
         if (verdict instanceof TokenBindingError) return next(httpError(verdict));
         req.tokenBinding = verdict;
         next();

@@ -9,6 +9,7 @@ import fp from 'fastify-plugin';
 import { TokenBindingError } from '../errors.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions } from '../http/options.js';
 import { PROBLEM_CONTENT_TYPE, problemDetails } from '../http/problem.js';
+import { adoptForwardedVerdict } from '../http/server.js';
 import { resolveTrustProxy, verifyFromTrustedProxy, type ResolvedTrustProxy } from '../http/trust-proxy.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { verifyIncomingRequest, type TokenBindingAdapterOptions } from './request.js';
@@ -56,7 +57,7 @@ const plugin: FastifyPluginCallback<TokenBindingAdapterOptions, RawServerBase> =
     if (trust !== null) {
       // Behind a trusted proxy the assertion check is asynchronous (WebCrypto, via jose).
       verifyFromTrustedProxy(request.raw, resolved, trust, request.raw.url ?? '/').then((forwarded) => {
-        const verdict = forwarded === undefined ? verifyIncomingRequest(request.raw, resolved) : forwarded;
+        const verdict = forwarded === undefined ? verifyIncomingRequest(request.raw, resolved) : adoptForwardedVerdict(request.raw, resolved, forwarded);
         if (verdict instanceof TokenBindingError) return reject(reply, verdict);
         request.raw.tokenBinding = verdict;
         request.tokenBinding = verdict;
@@ -85,11 +86,15 @@ const plugin: FastifyPluginCallback<TokenBindingAdapterOptions, RawServerBase> =
  * `application/problem+json` before any route runs. Built with fastify-plugin: registered at the
  * root it applies to every route; registered inside a scope it applies to that scope.
  *
- * With tokbind's `createServer` as the `serverFactory`, the server's verdict is reused, not
- * recomputed (only `required` is applied again). With Fastify's own `https` option (and
- * `http2: true`), the connection's facts are taken from `request.raw.socket` — for HTTP/2 from the
- * session — on its first request; such a server does not refuse TLS 1.2 renegotiation unless
- * `https.secureOptions` includes `SSL_OP_NO_RENEGOTIATION`, and cannot inspect the ClientHello.
+ * Every option is this registration's own. With tokbind's `createServer` as the `serverFactory`
+ * (or `attachTokenBinding(app.server)` before `listen`), the server's verdict is reused when it
+ * was reached under the same `keyParameters`, `maxHeaderLength` and `backend`, with this
+ * registration's `required` and `onInvalid` applied again; otherwise the header is verified under
+ * these options. With Fastify's own `https` option (and `http2: true`), the connection's facts are
+ * taken from `request.raw.socket` — for HTTP/2 from the session — on its first request, without
+ * fixing this scope's options for another; such a server does not see WebSocket upgrades, does
+ * not refuse TLS 1.2 renegotiation unless `https.secureOptions` includes
+ * `SSL_OP_NO_RENEGOTIATION`, and cannot inspect the ClientHello (`attachTokenBinding` does).
  *
  * @example
  * ```ts

@@ -7,9 +7,11 @@ import { createForwardingSigner } from '../http/assertion.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createProxy, type TokenBindingProxy } from '../proxy/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
-import { InputError, defineCommand, oneStdin, readFileArgument, serverOptions } from './args.js';
+import http from 'node:http';
+import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
+import { InputError, defineCommand, listenFailure, oneStdin, readFileArgument, serverOptions } from './args.js';
 import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
-import { UsageError, reportError } from './io.js';
+import { ExitCode, UsageError, reportError, writeLine } from './io.js';
 import { loadCertificateAndKey } from './tls-files.js';
 
 function keyParametersList(value: string): number[] {
@@ -52,6 +54,21 @@ export const proxy = defineCommand(
         placeholder: 'FILE',
         description: 'private key (JWK JSON or PEM) to sign a Sec-Token-Binding-Assertion on every forwarded request',
       },
+      'client-certs': {
+        type: 'string',
+        choices: ['none', 'request'],
+        default: 'none',
+        description:
+          'request: ask TLS clients for a certificate (self-signed accepted, as RFC 8705 self_signed_tls_client_auth) and forward it as RFC 9440 Client-Cert (a client-sent Client-Cert is always removed)',
+      },
+      'metrics-port': {
+        type: 'integer',
+        min: 0,
+        max: 65535,
+        placeholder: 'N',
+        description: 'also serve GET /metrics (Prometheus, plain HTTP) on --metrics-host:N — not on the proxy port, where every path goes upstream',
+      },
+      'metrics-host': { type: 'string', default: '127.0.0.1', placeholder: 'ADDRESS', description: 'address of the --metrics-port listener' },
     },
     exitCodes: {
       0: 'stopped by SIGINT/SIGTERM',
@@ -59,6 +76,7 @@ export const proxy = defineCommand(
     },
     examples: [
       'tokbind proxy --upstream http://127.0.0.1:3000 --port 8443 --required',
+      'tokbind proxy --upstream http://127.0.0.1:3000 --client-certs request --metrics-port 9464',
       'tokbind proxy --upstream http://10.0.0.7:8080 --cert cert.pem --key key.pem --forward-key proxy-key.jwk --host 0.0.0.0',
     ],
   },
@@ -79,7 +97,13 @@ export const proxy = defineCommand(
       }
       // Workers share one self-signed certificate (made here), so every connection presents the same.
       const shared = values.cert === undefined ? { tls: selfSigned() } : {};
-      return runWorkers({ command: 'proxy', workers: parseWorkerCount(values.workers), io, signal, shared });
+      // The primary aggregates the workers' metrics for a scrape of --metrics-port on any of them.
+      const metrics = values['metrics-port'] === undefined ? undefined : createClusterMetrics();
+      try {
+        return await runWorkers({ command: 'proxy', workers: parseWorkerCount(values.workers), io, signal, shared });
+      } finally {
+        metrics?.close();
+      }
     }
     let tls: { key: string | Buffer; cert: string | Buffer };
     let forwardKey: string | undefined;
@@ -103,21 +127,60 @@ export const proxy = defineCommand(
     const tokenBinding: TokenBindingServerOptions = { keyParameters, required: values.required };
     let running: TokenBindingProxy;
     try {
-      running = createProxy({ upstream: values.upstream, ...tls, tokenBinding, ...(forwardKey === undefined ? {} : { forwardKey }) });
+      running = createProxy({
+        upstream: values.upstream,
+        ...tls,
+        tokenBinding,
+        ...(forwardKey === undefined ? {} : { forwardKey }),
+        ...(values['client-certs'] === 'request' ? { tls: { requestCert: true, rejectUnauthorized: false } } : {}),
+      });
     } catch (err) {
       if (err instanceof TypeError) throw new UsageError(err.message);
       return reportError(io, err);
     }
-    return listenAndServe({
-      command: 'proxy',
-      server: running.server,
-      scheme: 'https',
-      host: values.host,
-      port: values.port,
-      proxyProtocol: values['proxy-protocol'],
-      io,
-      signal,
-      onStop: () => running.close(),
-    });
+    let metrics: { server: http.Server; registry: ClusterMetrics } | undefined;
+    if (values['metrics-port'] !== undefined) {
+      const registry = createServerMetrics();
+      const server = http.createServer((req, res) => {
+        if (req.method !== 'GET' || (req.url ?? '/').split('?', 1)[0] !== '/metrics') {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
+          return;
+        }
+        registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text),
+          () => res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+        );
+      });
+      const failure = await new Promise<Error | null>((resolve) => {
+        server.once('error', resolve);
+        server.listen(values['metrics-port'], values['metrics-host'], () => resolve(null));
+      });
+      if (failure !== null) {
+        registry.close();
+        await running.close();
+        writeLine(io.stderr, listenFailure('proxy', values['metrics-host'], values['metrics-port']!, failure).replace('--port N or PORT=N', '--metrics-port N'));
+        return ExitCode.failure;
+      }
+      metrics = { server, registry };
+    }
+    try {
+      return await listenAndServe({
+        command: 'proxy',
+        server: running.server,
+        scheme: 'https',
+        host: values.host,
+        port: values.port,
+        proxyProtocol: values['proxy-protocol'],
+        io,
+        signal,
+        onStop: () => running.close(),
+      });
+    } finally {
+      if (metrics !== undefined) {
+        metrics.server.closeAllConnections();
+        metrics.server.close();
+        metrics.registry.close();
+      }
+    }
   },
 );

@@ -5,7 +5,7 @@ import http2 from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, SecureServerOptions } from 'node:http2';
 import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
-import { installConnectionTracking, interceptRequests, verifyBeforeContinue } from './server.js';
+import { installTokenBinding } from './server.js';
 
 /** `http2.createSecureServer` options plus `tokenBinding`. */
 export type TokenBindingHttp2ServerOptions = SecureServerOptions & { readonly tokenBinding?: TokenBindingServerOptions };
@@ -39,9 +39,7 @@ export function createSecureServer(
   const server = http2.createSecureServer(withRenegotiationRefused(http2Options));
   // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
   keepRenegotiationRefused(server);
-  installConnectionTracking(server, resolved);
-  interceptRequests(server, resolved);
-  verifyBeforeContinue(server);
+  installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;
 }

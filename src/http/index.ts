@@ -17,6 +17,7 @@ export {
 } from './options.js';
 export { createServer, getTokenBinding, type TokenBindingHttpsServerOptions } from './server.js';
 export { createSecureServer, type TokenBindingHttp2ServerOptions } from './http2.js';
+export { attachTokenBinding } from './attach.js';
 export { PROBLEM_CONTENT_TYPE, problemDetails, sendProblem, type TokenBindingProblem } from './problem.js';
 export { INCLUDE_REFERRED_TOKEN_BINDING_ID, redirectWithReferredTokenBinding, requestReferredTokenBinding } from './federation.js';
 export {

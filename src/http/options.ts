@@ -14,14 +14,24 @@ export interface TokenBindingVerifyOptions {
   /**
    * Key parameters accepted for the provided binding — the stand-in for the RFC 8472 negotiated
    * value, which Node's TLS cannot negotiate in-band. Default `['ecdsap256']`; RSA is opt-in
-   * (`'rsa2048_pss'`, `'rsa2048_pkcs1.5'`).
+   * (`'rsa2048_pss'`, `'rsa2048_pkcs1.5'`). Per caller: middleware on a route accepts only its
+   * own list, narrowed by what the server behind it negotiated.
    */
   readonly keyParameters?: readonly (KeyParametersName | number)[];
-  /** Reject a request without Sec-Token-Binding (`ERR_TB_HEADER_MISSING`). Default false. */
+  /**
+   * Reject a request without Sec-Token-Binding (`ERR_TB_HEADER_MISSING`). Default false. A
+   * required binding must also be valid: under `required: true` an invalid message is rejected
+   * whatever `onInvalid` says.
+   */
   readonly required?: boolean;
   /** Longest accepted header value, in characters, checked before decoding. Default 4096. */
   readonly maxHeaderLength?: number;
-  /** Distinct header values one connection may present before `ERR_TB_TOO_MANY_MESSAGES`. Default 8. */
+  /**
+   * Distinct header values one connection may present before `ERR_TB_TOO_MANY_MESSAGES`. Default 8.
+   * The cap is per caller: a route's middleware enforces its own against the values the connection
+   * has presented so far (to any route), never more than the cap of the tokbind server that took
+   * the connection, so a connection holds at most as many values as the largest cap applied to it.
+   */
   readonly maxDistinctMessages?: number;
   /** Signature verification backend. Default: crypto's `nodeBackend`. */
   readonly backend?: VerificationBackend;
@@ -57,8 +67,10 @@ export interface TokenBindingServerOptions extends TokenBindingVerifyOptions {
   /**
    * What to do with an invalid Sec-Token-Binding (bad signature, malformed, duplicated, …):
    * `reject` (default) answers 400; `ignore` lets the request through with
-   * `req.tokenBinding === null`, so no token bound to the connection can validate. A missing
-   * header under `required: true` is always rejected.
+   * `req.tokenBinding === null`, so no token bound to the connection can validate. It applies
+   * only where the binding is optional: under `required: true` a missing **or invalid** header is
+   * always rejected (the combination is allowed, and means "reject"), so a required route never
+   * issues an unbound credential to `Sec-Token-Binding: x`.
    */
   readonly onInvalid?: 'reject' | 'ignore';
   /**
@@ -101,7 +113,37 @@ export interface ResolvedTokenBindingOptions {
   readonly onRejectStream: TokenBindingServerOptions['onRejectStream'] | undefined;
 }
 
-const memo = new WeakMap<object, ResolvedTokenBindingOptions>();
+/**
+ * Resolved options per input object, with a shallow copy of what was read from it: an object the
+ * caller changed since (a second route configured from the same object) is resolved again, never
+ * answered with what its earlier contents resolved to.
+ */
+type Seen = { readonly [K in keyof TokenBindingServerOptions]-?: TokenBindingServerOptions[K] | undefined };
+const memo = new WeakMap<object, { readonly resolved: ResolvedTokenBindingOptions; readonly seen: Seen; readonly names: readonly unknown[] | undefined }>();
+
+/** Written out, not a loop over key names: this runs on every call with raw options. */
+function unchanged(options: TokenBindingServerOptions, seen: Seen, names: readonly unknown[] | undefined): boolean {
+  if (
+    options.keyParameters !== seen.keyParameters ||
+    options.required !== seen.required ||
+    options.maxHeaderLength !== seen.maxHeaderLength ||
+    options.maxDistinctMessages !== seen.maxDistinctMessages ||
+    options.backend !== seen.backend ||
+    options.onInvalid !== seen.onInvalid ||
+    options.inspectClientHello !== seen.inspectClientHello ||
+    options.onReject !== seen.onReject ||
+    options.onRejectStream !== seen.onRejectStream ||
+    options.maxSignaturesPerMessage !== seen.maxSignaturesPerMessage ||
+    options.maxSignaturesPerConnection !== seen.maxSignaturesPerConnection
+  ) {
+    return false;
+  }
+  const now = options.keyParameters;
+  if (now === undefined || names === undefined) return now === undefined && names === undefined;
+  if (now.length !== names.length) return false;
+  for (let i = 0; i < names.length; i++) if (now[i] !== names[i]) return false;
+  return true;
+}
 
 function positiveInteger(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -119,7 +161,7 @@ function optionalFunction<T>(value: T | undefined, name: string): T | undefined 
 /**
  * Validates Token Binding server options and fills in the defaults. Called once per server;
  * `verifyTokenBindingHeader` also memoizes it per options object, so adapters may pass the
- * raw options on every request.
+ * raw options on every request (an object changed since is resolved again).
  *
  * @throws {TypeError} for an unknown key parameters name or an option of the wrong type
  * @example
@@ -133,7 +175,7 @@ export function resolveTokenBindingOptions(
   if (options === null || typeof options !== 'object') throw new TypeError('tokenBinding options must be an object');
   if (RESOLVED in options) return options;
   const cached = memo.get(options);
-  if (cached !== undefined) return cached;
+  if (cached !== undefined && unchanged(options, cached.seen, cached.names)) return cached.resolved;
 
   const names = options.keyParameters ?? ['ecdsap256'];
   if (!Array.isArray(names) || names.length === 0) {
@@ -174,6 +216,21 @@ export function resolveTokenBindingOptions(
     onReject: optionalFunction(options.onReject, 'onReject'),
     onRejectStream: optionalFunction(options.onRejectStream, 'onRejectStream'),
   });
-  memo.set(options, resolved);
+  const { keyParameters: kp, required, maxHeaderLength, maxDistinctMessages, onInvalid: oi, inspectClientHello, onReject, onRejectStream } = options;
+  const { maxSignaturesPerMessage, maxSignaturesPerConnection } = options;
+  const seen = {
+    keyParameters: kp,
+    required,
+    maxHeaderLength,
+    maxDistinctMessages,
+    backend,
+    onInvalid: oi,
+    inspectClientHello,
+    onReject,
+    onRejectStream,
+    maxSignaturesPerMessage,
+    maxSignaturesPerConnection,
+  };
+  memo.set(options, { resolved, seen, names: kp === undefined ? undefined : [...kp] });
   return resolved;
 }

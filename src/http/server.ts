@@ -9,6 +9,7 @@ import type { Http2ServerRequest, IncomingHttpHeaders, ServerHttp2Session, Serve
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { keyParametersName, parseKeyParameters } from '../codec/keyparams.js';
 import { TokenBindingError } from '../errors.js';
 import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
 import {
@@ -24,7 +25,7 @@ import { recordTlsConditionsUnmet } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
 import type { TokenBindingResult } from './result.js';
-import { verifyTokenBindingHeader, type TokenBindingConnectionContext } from './verify.js';
+import { sameVerdictOptions, verifyTokenBindingHeader, type TokenBindingConnectionContext } from './verify.js';
 
 declare module 'node:http' {
   interface IncomingMessage {
@@ -60,8 +61,47 @@ const TTRP_HEADERS = FORWARDED_HEADER_NAMES;
  */
 const verifiedEarly = new WeakSet<IncomingMessage>();
 
-/** HTTP/2 streams → their verdict, for {@link getTokenBinding} and the compat request. */
-const streamResults = new WeakMap<ServerHttp2Stream, TokenBindingResult | null>();
+/**
+ * What tokbind decided about one request: the options it was judged under, the Sec-Token-Binding
+ * values it carried, the outcome before `onInvalid`, and the verdict after. Kept by request
+ * object (HTTP/1.x) or by stream (HTTP/2; the compat request is reached through `req.stream`), so
+ * an adapter behind a tokbind server — or behind another adapter — can tell whether the verdict
+ * was reached under its own options and apply its own `required` and `onInvalid` to it.
+ */
+interface Judgement {
+  readonly options: ResolvedTokenBindingOptions;
+  readonly values: string[] | undefined;
+  readonly outcome: TokenBindingResult | null | TokenBindingError;
+  readonly verdict: TokenBindingResult | null;
+  /** The verdict came from a trusted TLS-terminating proxy's forwarded IDs, not a header here. */
+  readonly forwarded?: true;
+}
+
+/**
+ * Kept on the request (or stream) object under a symbol, not in a WeakMap: this is written for
+ * every request, and a WeakMap entry per short-lived key costs microseconds of ephemeron work
+ * under load, a property ~10 ns.
+ */
+const JUDGEMENT = Symbol('tokbind.judgement');
+
+interface Judged {
+  [JUDGEMENT]?: Judgement;
+}
+
+function judgementTarget(req: IncomingMessage | Http2ServerRequest): Judged {
+  return ('stream' in req ? req.stream : req) as Judged;
+}
+
+function judgementOf(target: object): Judgement | undefined {
+  return (target as Judged)[JUDGEMENT];
+}
+
+/**
+ * How middleware on a plain server takes a connection's facts: with no key parameters list and no
+ * distinct-message ceiling, so each caller's own `keyParameters` and `maxDistinctMessages` apply
+ * (the first caller must not fix them for the others).
+ */
+const LAZY_CAPTURE: ConnectionFactsOptions = Object.freeze({ maxDistinctMessages: Number.MAX_SAFE_INTEGER });
 
 /** The capture options of each server's configuration, computed once. */
 const captureOptions = new WeakMap<ResolvedTokenBindingOptions, ConnectionFactsOptions>();
@@ -116,11 +156,11 @@ export function installConnectionTracking(server: TlsServer, options: ResolvedTo
  *
  * @internal
  */
-export function connectionContext(
-  connection: TLSSocket | ServerHttp2Session,
-  options: ResolvedTokenBindingOptions,
-): TokenBindingConnectionContext {
-  return getConnectionContext(connection, captureOptionsOf(options)) ?? { facts: UNAVAILABLE, state: null };
+export function connectionContext(connection: TLSSocket | ServerHttp2Session): TokenBindingConnectionContext {
+  // A tokbind server captured its connections at 'secureConnection' with its own options; this
+  // takes the facts of any other connection (middleware on a plain server, a connection accepted
+  // before attachTokenBinding) without fixing one caller's options for the next.
+  return getConnectionContext(connection, LAZY_CAPTURE) ?? { facts: UNAVAILABLE, state: null };
 }
 
 /**
@@ -137,8 +177,8 @@ export function connectionContext(
 export function getTokenBinding(target: IncomingMessage | Http2ServerRequest | ServerHttp2Stream): TokenBindingResult | null {
   if (target === null || typeof target !== 'object') throw new TypeError('expected a request or an HTTP/2 stream');
   if ('tokenBinding' in target) return target.tokenBinding ?? null;
-  if ('stream' in target) return streamResults.get(target.stream) ?? null;
-  return streamResults.get(target as ServerHttp2Stream) ?? null;
+  if ('stream' in target) return judgementOf(target.stream)?.verdict ?? null;
+  return judgementOf(target)?.verdict ?? null;
 }
 
 /**
@@ -192,28 +232,44 @@ function stripRequest(req: IncomingMessage | Http2ServerRequest): void {
   removeTtrp([req.headers, 'headersDistinct' in req ? req.headersDistinct : undefined], req.rawHeaders);
 }
 
+/** Strips spoofed TTRP headers from the trailers an HTTP/1.x request or HTTP/2 compat request holds. */
+function stripHeldTrailers(req: IncomingMessage | Http2ServerRequest): void {
+  const raw = req.rawTrailers;
+  if (raw.length === 0 || !scanHeaders(raw).spoofed) return;
+  removeTtrp([req.trailers, 'trailersDistinct' in req ? req.trailersDistinct : undefined], raw);
+}
+
 /**
  * Strips spoofed TTRP headers from an HTTP/1.x request's trailers (a chunked body may end with
- * header fields, RFC 9112 §7.1.2) once they have arrived: Node fills `trailers` by the 'end'
- * event, and this listener, added before the application sees the request, runs first.
+ * header fields, RFC 9112 §7.1.2). Node fills `trailers` when the message completes, just before
+ * 'end'. A body read before tokbind ran (a body parser mounted first) has completed already, and
+ * its 'end' has fired: strip now. Otherwise strip at 'end', ahead of every other 'end' listener.
  */
 function stripTrailersAtEnd(req: IncomingMessage): void {
-  req.once('end', () => {
-    const raw = req.rawTrailers;
-    if (raw.length === 0 || !scanHeaders(raw).spoofed) return;
-    removeTtrp([req.trailers, req.trailersDistinct], raw);
-  });
+  if (req.complete) stripHeldTrailers(req);
+  else req.prependOnceListener('end', () => stripHeldTrailers(req));
 }
 
 /**
  * The same for an HTTP/2 stream's trailing HEADERS frame: the 'trailers' listeners (the compat
  * request's and the application's) all receive the same header object and raw list, edited here
- * in place. Added only to streams whose request headers did not end the stream.
+ * in place, first (the compat request copies them into its own). Added only to streams whose
+ * request headers did not end the stream.
  */
 function stripStreamTrailers(stream: ServerHttp2Stream): void {
-  stream.once('trailers', (headers: IncomingHttpHeaders, _flags: number, raw?: string[]) => {
+  stream.prependOnceListener('trailers', (headers: IncomingHttpHeaders, _flags: number, raw?: string[]) => {
     removeTtrp([headers as Record<string, unknown>], Array.isArray(raw) ? raw : undefined);
   });
+}
+
+/**
+ * An HTTP/2 compat request reached by middleware, maybe late (an earlier async hook): trailers
+ * that already arrived were copied into the request (strip them there); otherwise strip them as
+ * they arrive.
+ */
+function stripCompatTrailers(req: Http2ServerRequest): void {
+  if (req.rawTrailers.length > 0) stripHeldTrailers(req);
+  else if (!req.stream.endAfterHeaders) stripStreamTrailers(req.stream);
 }
 
 /** Whether an HTTP/1.x request may still have body bytes on the wire. */
@@ -223,29 +279,57 @@ function hasBody(req: IncomingMessage): boolean {
   return te !== undefined || (cl !== undefined && cl !== '0');
 }
 
-/** Verifies the values on a connection under `onInvalid`: the verdict, or the error to reject with. */
-function judge(
+/** Verifies the values on a connection: the result, null (no header), or the error, before `onInvalid`. */
+function evaluateValues(
   values: string[] | undefined,
   connection: TLSSocket | ServerHttp2Session | undefined,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
   try {
     // A stream whose session is already gone has no connection left to verify against.
-    const context = connection === undefined ? { facts: UNAVAILABLE } : connectionContext(connection, options);
+    const context = connection === undefined ? { facts: UNAVAILABLE } : connectionContext(connection);
     return verifyTokenBindingHeader(values, context, options);
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
-    if (options.onInvalid === 'ignore' && err.code !== 'ERR_TB_HEADER_MISSING') return null;
     return err;
   }
 }
 
 /**
+ * Applies `onInvalid` and `required` to an outcome: the verdict, or the error to reject with.
+ * `onInvalid: 'ignore'` lets an invalid message through as null only where the binding is
+ * optional: under `required: true` an invalid message is rejected like a missing one, whatever
+ * `onInvalid` says — otherwise `Sec-Token-Binding: x` would pass a required route unbound.
+ */
+function decide(outcome: TokenBindingResult | null | TokenBindingError, options: ResolvedTokenBindingOptions): TokenBindingResult | null | TokenBindingError {
+  if (!(outcome instanceof TokenBindingError)) return outcome;
+  if (options.onInvalid === 'ignore' && !options.required && outcome.code !== 'ERR_TB_HEADER_MISSING') return null;
+  return outcome;
+}
+
+/** Verifies the values on a connection and keeps the judgement with the request or stream. */
+function judge(
+  target: Judged,
+  values: string[] | undefined,
+  connection: TLSSocket | ServerHttp2Session | undefined,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | null | TokenBindingError {
+  const outcome = evaluateValues(values, connection, options);
+  const verdict = decide(outcome, options);
+  target[JUDGEMENT] = { options, values, outcome, verdict: verdict instanceof TokenBindingError ? null : verdict };
+  return verdict;
+}
+
+function connectionOf(req: IncomingMessage | Http2ServerRequest): TLSSocket | ServerHttp2Session | undefined {
+  return 'stream' in req ? (req.stream.session as ServerHttp2Session | undefined) : (req.socket as TLSSocket);
+}
+
+/**
  * Verifies one request — HTTP/1.x, or an HTTP/2 compat request that did not come through
  * `createSecureServer`'s stream check — after stripping client-sent TTRP headers: the
- * verdict (null: no header, or an invalid one under `onInvalid: 'ignore'`) or the error to reject
- * with. The connection is the TLSSocket for HTTP/1.x and the session for HTTP/2 (the compat
- * `req.socket` is a new object per request).
+ * verdict (null: no header, or an invalid one under `onInvalid: 'ignore'` without `required`) or
+ * the error to reject with. The connection is the TLSSocket for HTTP/1.x and the session for
+ * HTTP/2 (the compat `req.socket` is a new object per request).
  *
  * @internal Shared with the framework adapters.
  */
@@ -255,12 +339,76 @@ export function verifyRequest(
 ): TokenBindingResult | null | TokenBindingError {
   const { values, spoofed, chunked } = scanHeaders(req.rawHeaders);
   if (spoofed) stripRequest(req);
-  if ('stream' in req) {
-    if (!req.stream.endAfterHeaders) stripStreamTrailers(req.stream);
-    return judge(values, req.stream.session as ServerHttp2Session | undefined, options);
+  if ('stream' in req) stripCompatTrailers(req);
+  else if (chunked) stripTrailersAtEnd(req);
+  return judge(judgementTarget(req), values, connectionOf(req), options);
+}
+
+/**
+ * The verdict for a request under one caller's options, reusing what tokbind already decided for
+ * it when that was decided under the same verification options (key parameters, header length,
+ * backend): then only the caller's `required` and `onInvalid` are applied again. Decided under
+ * other options (a route accepting other key parameters than the server), the values are
+ * verified again under the caller's — against the connection's cache, so a repeat costs a lookup.
+ * Never seen (middleware on a plain server): verified now, headers stripped.
+ *
+ * @internal Shared with the framework adapters.
+ */
+export function verifyRequestAs(
+  req: IncomingMessage | Http2ServerRequest,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | null | TokenBindingError {
+  const known = judgementOf(judgementTarget(req));
+  if (known === undefined) return verifyRequest(req, options);
+  if (known.forwarded === true) return forwardedAs(known.outcome, options);
+  if (known.values === undefined) {
+    return options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Token-Binding' }) : null;
   }
-  if (chunked) stripTrailersAtEnd(req);
-  return judge(values, req.socket as TLSSocket, options);
+  if (sameVerdictOptions(known.options, options)) return decide(known.outcome, options);
+  return decide(evaluateValues(known.values, connectionOf(req), options), options);
+}
+
+/**
+ * A forwarded verdict under one caller's options: its own `required` and key parameters. A
+ * forwarded refusal stays a refusal (forged or malformed TTRP headers are never "ignored").
+ */
+function forwardedAs(outcome: TokenBindingResult | null | TokenBindingError, options: ResolvedTokenBindingOptions): TokenBindingResult | null | TokenBindingError {
+  if (outcome === null) {
+    return options.required ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Provided-Token-Binding-ID' }) : null;
+  }
+  if (outcome instanceof TokenBindingError) return outcome;
+  if (!options.keyParameters.includes(parseKeyParameters(outcome.provided.keyParameters))) {
+    return new TokenBindingError('ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED', undefined, {
+      field: 'provided.key_parameters',
+      expected: options.keyParameters.map(keyParametersName),
+      actual: outcome.provided.keyParameters,
+    });
+  }
+  return outcome;
+}
+
+/**
+ * Takes a verdict reached from a trusted proxy's forwarded IDs under this caller's options (its
+ * key parameters apply to the forwarded provided ID too) and keeps it with the request, so tokbind
+ * glue running after it (a nested registration, another route's middleware) reuses it under its
+ * own options instead of verifying the (absent) header on the proxy's plain connection.
+ *
+ * @internal Used by the framework adapters.
+ */
+export function adoptForwardedVerdict(
+  req: IncomingMessage | Http2ServerRequest,
+  options: ResolvedTokenBindingOptions,
+  forwarded: TokenBindingResult | null | TokenBindingError,
+): TokenBindingResult | null | TokenBindingError {
+  const verdict = forwardedAs(forwarded, options);
+  judgementTarget(req)[JUDGEMENT] = {
+    options,
+    values: undefined,
+    outcome: forwarded,
+    verdict: verdict instanceof TokenBindingError ? null : verdict,
+    forwarded: true,
+  };
+  return verdict;
 }
 
 function rejectRequest(req: IncomingMessage, res: ServerResponse, error: TokenBindingError, options: ResolvedTokenBindingOptions): void {
@@ -297,7 +445,7 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
         const req = a as IncomingMessage | Http2ServerRequest;
         if (isHttp2Request(req)) {
           // Verified (and stripped) when its stream arrived; rejected streams never get here.
-          req.tokenBinding = streamResults.get(req.stream) ?? null;
+          req.tokenBinding = judgementOf(req.stream)?.verdict ?? null;
           break;
         }
         if (event === 'request' && verifiedEarly.has(req)) break;
@@ -328,6 +476,51 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
     return Reflect.apply(emit, this, arguments) as boolean;
   };
   server.emit = intercepted as Emit;
+}
+
+/** The servers tokbind is installed on, with the options it was installed with. */
+const installed = new WeakMap<object, ResolvedTokenBindingOptions>();
+
+function sameInspection(a: ResolvedTokenBindingOptions['inspectClientHello'], b: ResolvedTokenBindingOptions['inspectClientHello']): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return a.maxBytes === b.maxBytes && a.maxRecords === b.maxRecords && a.timeoutMs === b.timeoutMs;
+}
+
+/** Whether two server configurations are the same in every option. */
+function sameServerOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
+  return (
+    a === b ||
+    (sameVerdictOptions(a, b) &&
+      a.required === b.required &&
+      a.onInvalid === b.onInvalid &&
+      a.maxDistinctMessages === b.maxDistinctMessages &&
+      a.maxSignaturesPerConnection === b.maxSignaturesPerConnection &&
+      a.onReject === b.onReject &&
+      a.onRejectStream === b.onRejectStream &&
+      sameInspection(a.inspectClientHello, b.inspectClientHello))
+  );
+}
+
+/**
+ * Installs tokbind's handling on a TLS server once: connection tracking (and ClientHello
+ * inspection when asked), verification of every request-bearing event, 100-continue after
+ * verification. False when it was already installed with the same options.
+ *
+ * @throws {TypeError} when it was installed with other options
+ * @internal Shared by createServer, createSecureServer and attachTokenBinding.
+ */
+export function installTokenBinding(server: TlsServer, options: ResolvedTokenBindingOptions): boolean {
+  const existing = installed.get(server);
+  if (existing !== undefined) {
+    if (sameServerOptions(existing, options)) return false;
+    throw new TypeError('tokbind is already installed on this server with other options');
+  }
+  installed.set(server, options);
+  installConnectionTracking(server, options);
+  interceptRequests(server, options);
+  verifyBeforeContinue(server);
+  return true;
 }
 
 /**
@@ -367,13 +560,12 @@ function verifyStream(
   const { values, spoofed } = scanHeaders(rawHeaders);
   if (spoofed) removeTtrp([headers], rawHeaders);
   if (!stream.endAfterHeaders) stripStreamTrailers(stream);
-  const verdict = judge(values, stream.session as ServerHttp2Session | undefined, options);
+  const verdict = judge(stream as Judged, values, stream.session as ServerHttp2Session | undefined, options);
   if (verdict instanceof TokenBindingError) {
     if (options.onRejectStream !== undefined) options.onRejectStream(stream, headers, verdict);
     else sendStreamProblem(stream, verdict);
     return false;
   }
-  streamResults.set(stream, verdict);
   return true;
 }
 
@@ -404,9 +596,7 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
   // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
   keepRenegotiationRefused(server);
-  installConnectionTracking(server, resolved);
-  interceptRequests(server, resolved);
-  verifyBeforeContinue(server);
+  installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;
 }

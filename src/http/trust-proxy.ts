@@ -14,7 +14,7 @@ import { collectForwardedHeaders, parseForwardedTokenBindingHeaders } from './fo
 import { nowNs, recordVerification } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
 import type { TokenBindingResult } from './result.js';
-import { verifyRequest } from './server.js';
+import { adoptForwardedVerdict, verifyRequestAs } from './server.js';
 
 /** The `trustProxy` option of the adapters and of {@link verifyForwardedRequest}. */
 export interface TrustProxyOptions {
@@ -199,16 +199,10 @@ export async function verifyForwardedRequest(
   const { trustProxy, path, ...verifyOptions } = options;
   const trust = resolveTrustProxy(trustProxy);
   const resolved = resolveTokenBindingOptions(verifyOptions);
-  let verdict = await verifyFromTrustedProxy(req, resolved, trust, path ?? req.url ?? '/');
-  if (verdict === undefined) {
-    const done = req.tokenBinding;
-    verdict =
-      done !== undefined
-        ? done === null && resolved.required
-          ? new TokenBindingError('ERR_TB_HEADER_MISSING', undefined, { field: 'Sec-Token-Binding' })
-          : done
-        : verifyRequest(req, resolved);
-  }
+  const forwarded = await verifyFromTrustedProxy(req, resolved, trust, path ?? req.url ?? '/');
+  // Under this caller's own options: a verdict tokbind reached earlier for the request (its server,
+  // another route's glue) is reused only as verifyRequestAs / adoptForwardedVerdict allow.
+  const verdict = forwarded === undefined ? verifyRequestAs(req, resolved) : adoptForwardedVerdict(req, resolved, forwarded);
   if (verdict instanceof TokenBindingError) throw verdict;
   req.tokenBinding = verdict;
   return verdict;

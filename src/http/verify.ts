@@ -8,7 +8,13 @@ import type { KeyParametersName, TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
 import { verifyTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
-import { lookupVerification, rememberVerification, type ConnectionFacts, type ConnectionState } from '../tls/connection.js';
+import {
+  acceptedKeyParameters,
+  lookupVerification,
+  rememberVerification,
+  type ConnectionFacts,
+  type ConnectionState,
+} from '../tls/connection.js';
 import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
 import { isReplayed, markIfReplayed, rememberVerified } from './replay.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
@@ -40,9 +46,34 @@ export interface TokenBindingConnectionContext {
 /** The verdict cached per header value on one connection. */
 type CachedVerdict = TokenBindingResult | TokenBindingError;
 
+/**
+ * The verdicts for one header value on one connection, one per configuration that judged it (most
+ * recent first): a server and the route middleware behind it with other key parameters each keep
+ * theirs, instead of evicting each other's and re-verifying on every request.
+ */
 interface CacheEntry {
   readonly options: ResolvedTokenBindingOptions;
   readonly verdict: CachedVerdict;
+  readonly next?: CacheEntry;
+}
+
+/** Configurations remembered per header value (memory per connection: values × this). */
+const MAX_CONFIGURATIONS_PER_VALUE = 4;
+
+function cachedVerdict(entry: CacheEntry | undefined, options: ResolvedTokenBindingOptions): CachedVerdict | undefined {
+  for (let e = entry; e !== undefined; e = e.next) {
+    if (sameVerdictOptions(e.options, options)) return e.verdict;
+  }
+  return undefined;
+}
+
+/** A new head for `entry`, keeping at most MAX_CONFIGURATIONS_PER_VALUE configurations. */
+function withVerdict(entry: CacheEntry | undefined, options: ResolvedTokenBindingOptions, verdict: CachedVerdict): CacheEntry {
+  const kept: CacheEntry[] = [];
+  for (let e = entry; e !== undefined && kept.length < MAX_CONFIGURATIONS_PER_VALUE - 1; e = e.next) kept.push(e);
+  let next: CacheEntry | undefined;
+  for (let i = kept.length - 1; i >= 0; i--) next = { options: kept[i]!.options, verdict: kept[i]!.verdict, ...(next === undefined ? {} : { next }) };
+  return next === undefined ? { options, verdict } : { options, verdict, next };
 }
 
 function fail(code: TokenBindingErrorCode, cause?: Record<string, unknown>): TokenBindingError {
@@ -158,6 +189,7 @@ function evaluate(
   accepted: readonly number[],
   options: ResolvedTokenBindingOptions,
   state: ConnectionState | null | undefined,
+  entry: CacheEntry | undefined,
 ): CachedVerdict {
   let message: CheckedMessage;
   try {
@@ -186,7 +218,8 @@ function evaluate(
     // A value that verified on another connection: a captured message, replayed (replay.ts).
     verdict = markIfReplayed(value, err);
   }
-  if (state != null) rememberVerification(state, value, { options, verdict } satisfies CacheEntry);
+  // Beside the verdicts other configurations reached for this value; under this caller's cap.
+  if (state != null) rememberVerification(state, value, withVerdict(entry, options, verdict), options.maxDistinctMessages);
   return verdict;
 }
 
@@ -238,10 +271,11 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  *   ignored.
  *
  * `connection` is either `{ ekm, negotiatedKeyParameters }` (nothing cached) or
- * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`; the facts'
- * `negotiatedKeyParameters` win over `options.keyParameters` when set). With a `state`, the
+ * `{ facts, state }` from the tls layer (`getConnectionFacts`, `getConnectionState`): the
+ * provided binding must use key parameters both in `options.keyParameters` and in the facts'
+ * `negotiatedKeyParameters` when those are set (`acceptedKeyParameters`). With a `state`, the
  * verdict of every value whose signatures were checked — success **or failure** — is cached by
- * header value on that connection: clients repeat the same message on every request, and the
+ * header value on that connection, one verdict per configuration that judged it (at most 4): clients repeat the same message on every request, and the
  * verdict is a pure function of (value, connection EKM, options), so a cached failure is as exact
  * as a cached success and makes a flood of one bad signature cost one verification. Structural
  * refusals (too large, not base64url, malformed, no provided binding, key parameters or binding
@@ -250,7 +284,8 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  * `maxDistinctMessages` values of at most `maxHeaderLength` characters (32 KiB with the
  * defaults) whatever the client sends. Connection-level refusals (TLS conditions, nothing
  * negotiated, budget spent) are re-checked per request too. After the connection's
- * `maxDistinctMessages` distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
+ * `maxDistinctMessages` (this caller's, never above the ceiling the connection's capturer set)
+ * distinct values, a new one is `ERR_TB_TOO_MANY_MESSAGES` (before any
  * signature work). The cache is never keyed by message bytes across connections: that would
  * accept a replay on another connection.
  *
@@ -296,15 +331,16 @@ export function verifyTokenBindingHeader(
   try {
     // Connection-level refusals first: they are cheap and never take a cache slot.
     const { ekm, accepted, state } = usable(connection, resolved);
-    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value);
+    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value, resolved.maxDistinctMessages);
     // Same value, same connection, same configuration: the same verdict. Another configuration
-    // (a second adapter on the connection) verifies afresh and replaces the entry.
-    if (entry !== undefined && sameVerdictOptions(entry.options, resolved)) {
+    // (a second adapter on the connection) verifies afresh and keeps its verdict beside the others.
+    const hit = cachedVerdict(entry, resolved);
+    if (hit !== undefined) {
       cached = true;
-      verdict = entry.verdict;
+      verdict = hit;
     } else {
       if (!listening) started = nowNs();
-      verdict = evaluate(value, ekm, accepted, resolved, state);
+      verdict = evaluate(value, ekm, accepted, resolved, state, entry);
     }
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
@@ -313,8 +349,13 @@ export function verifyTokenBindingHeader(
   return settle(verdict, started, cached);
 }
 
-/** Whether two configurations judge a header value alike (`required` does not matter for a present one). */
-function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
+/**
+ * Whether two configurations judge a header value alike (`required` does not matter for a present
+ * one; `maxDistinctMessages` only decides whether a new value is looked at).
+ *
+ * @internal Also used by the adapters to decide whether a server's verdict is theirs.
+ */
+export function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTokenBindingOptions): boolean {
   if (a === b) return true;
   if (a.maxHeaderLength !== b.maxHeaderLength || a.backend !== b.backend || a.maxSignaturesPerMessage !== b.maxSignaturesPerMessage) return false;
   const ka = a.keyParameters;
@@ -346,8 +387,8 @@ function usable(
       protocol: facts.protocol,
     });
   }
-  // null: the facts were captured without a configured list (e.g. by middleware); ours applies.
-  const accepted = facts.negotiatedKeyParameters ?? options.keyParameters;
+  // This caller's list, narrowed by what the connection negotiated: never another caller's.
+  const accepted = acceptedKeyParameters(facts, options.keyParameters);
   if (accepted.length === 0) {
     throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'key_parameters', expected: options.keyParameters });
   }

@@ -2,6 +2,7 @@
  * Header rules of a proxy hop: hop-by-hop fields (RFC 9110 §7.6.1) never cross it, the client's
  * own Token Binding and forwarding headers are replaced by what this hop verified and saw.
  */
+import { CLIENT_CERT_CHAIN_HEADER, CLIENT_CERT_HEADER } from '../http/client-cert.js';
 import { FORWARDED_HEADER_NAMES } from '../http/forwarded.js';
 
 /**
@@ -75,6 +76,9 @@ export function requestHeadersForUpstream(rawHeaders: readonly string[], options
       FORWARDED_HEADER_NAMES.has(lower) ||
       FORWARDING_HEADERS.has(lower) ||
       lower === 'sec-token-binding' ||
+      // RFC 9440: only this hop may say which certificate the client presented.
+      lower === CLIENT_CERT_HEADER ||
+      lower === CLIENT_CERT_CHAIN_HEADER ||
       lower === 'expect' ||
       // Trailers are not relayed (undici sends none), so announcing them would be a lie.
       lower === 'trailer'

@@ -10,7 +10,9 @@ import type { Http2SecureServer, SecureServerOptions } from 'node:http2';
 import type https from 'node:https';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
+import { CLIENT_CERT_HEADER, formatClientCertHeader } from '../http/client-cert.js';
 import { createForwardingSigner, type ForwardingKeyInput, type ForwardingSigner } from '../http/assertion.js';
 import {
   SEC_OTHER_TOKEN_BINDING_ID,
@@ -101,6 +103,11 @@ async function upstreamHeaders(
   const add: [string, string][] = Object.entries(forwarded) as [string, string][];
   const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
   add.push(...forwardingHeaders(clientAddress(req), 'https', host));
+  // RFC 9440: the client certificate of the connection this hop terminated (when it asked for one),
+  // for certificate-bound tokens (RFC 8705) at the backend; client-sent copies are stripped.
+  const socket = (req.socket ?? (req as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket) as TLSSocket | undefined;
+  const peer = typeof socket?.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
+  if (peer instanceof Uint8Array && peer.length > 0) add.push([CLIENT_CERT_HEADER, formatClientCertHeader(peer)]);
   if (signer !== null) {
     const assertion = await signer.sign({
       htm: req.method ?? 'GET',

@@ -32,7 +32,9 @@ export interface ConnectionFacts {
    * The key parameters a provided binding may use on this connection, server preference first:
    * with an in-band offer, RFC 8472's selection (one value, or none); otherwise the server's
    * configured list (Node cannot answer extension 24, so the configuration is the negotiation).
-   * Empty when the connection is not eligible; `null` when no list was configured.
+   * Empty when the connection is not eligible; `null` when no list was configured (facts taken
+   * lazily for middleware: then each caller's own list applies, see
+   * {@link acceptedKeyParameters}).
    */
   readonly negotiatedKeyParameters: readonly number[] | null;
 }
@@ -43,7 +45,13 @@ export interface ConnectionState {
   readonly verified: Map<string, unknown>;
   /** Distinct header values remembered so far. */
   distinct: number;
-  /** Distinct values allowed before ERR_TB_TOO_MANY_MESSAGES. */
+  /**
+   * Distinct values allowed before ERR_TB_TOO_MANY_MESSAGES: a ceiling set by whoever captured
+   * the connection (tokbind's server: its own `maxDistinctMessages`). Each caller of
+   * {@link lookupVerification} may pass a lower cap of its own; facts taken lazily for middleware
+   * have no ceiling (`Number.MAX_SAFE_INTEGER`), so the connection holds at most as many values as
+   * the largest cap among its callers.
+   */
   readonly maxDistinctMessages: number;
   /**
    * The value looked up last and its result: clients repeat one message on every request of a
@@ -148,7 +156,7 @@ function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): Conne
     });
     negotiatedKeyParameters = selected === null ? [] : selected.keyParameters;
   } else {
-    negotiatedKeyParameters = [...configured];
+    negotiatedKeyParameters = configured;
   }
 
   return Object.freeze({
@@ -158,8 +166,79 @@ function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): Conne
     eligible,
     ...(ineligibleReason === undefined ? {} : { ineligibleReason }),
     clientHello,
-    negotiatedKeyParameters: negotiatedKeyParameters === null ? null : Object.freeze([...negotiatedKeyParameters]),
+    // A frozen configured list is kept as is: the server that configured it then finds its own
+    // array here, and acceptedKeyParameters answers it without comparing (the per-request path).
+    negotiatedKeyParameters:
+      negotiatedKeyParameters === null || (negotiatedKeyParameters === configured && Object.isFrozen(configured))
+        ? negotiatedKeyParameters
+        : Object.freeze([...negotiatedKeyParameters]),
   });
+}
+
+/** Per-facts memo of the RFC 8472 selection for each caller's list (lazy facts with an offer). */
+const selections = new WeakMap<ConnectionFacts, Map<readonly number[], readonly number[]>>();
+
+const NONE: readonly number[] = Object.freeze([]);
+const MAX_SELECTIONS = 8;
+
+function isSubset(a: readonly number[], b: readonly number[]): boolean {
+  outer: for (let i = 0; i < a.length; i++) {
+    const k = a[i];
+    for (let j = 0; j < b.length; j++) if (b[j] === k) continue outer;
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The key parameters a provided binding may use on this connection **for one caller** with its own
+ * accepted list (RFC 8472 §5, RFC 8471 §4.2): never more than the caller accepts, never more than
+ * was negotiated for the connection.
+ *
+ * - not eligible: none;
+ * - facts with a negotiated list (taken by a server with its configuration): that list narrowed
+ *   to the caller's (the same array when the caller accepts all of it);
+ * - facts without one (taken lazily for middleware) and an in-band offer: RFC 8472's selection
+ *   with the caller's list;
+ * - otherwise: the caller's list.
+ *
+ * Nothing computed for one caller is reused for another: a second route with other key
+ * parameters on the same connection gets its own answer.
+ *
+ * @example
+ * ```ts
+ * acceptedKeyParameters(getConnectionFacts(req.socket)!, [2]) // [2], or [] when not negotiated
+ * ```
+ */
+export function acceptedKeyParameters(facts: ConnectionFacts, keyParameters: readonly number[]): readonly number[] {
+  if (!facts.eligible) return NONE;
+  const negotiated = facts.negotiatedKeyParameters;
+  if (negotiated !== null) {
+    if (negotiated === keyParameters) return negotiated;
+    // The common case (the server's own list, or one it narrowed): no allocation. Plain loops:
+    // this runs on every request, and these lists hold one to three entries.
+    return isSubset(negotiated, keyParameters) ? negotiated : Object.freeze(negotiated.filter((k) => keyParameters.includes(k)));
+  }
+  const offer = facts.clientHello?.tokenBinding;
+  if (offer == null) return keyParameters;
+  let memo = selections.get(facts);
+  if (memo === undefined) selections.set(facts, (memo = new Map()));
+  let selected = memo.get(keyParameters);
+  if (selected === undefined) {
+    const chosen = selectTokenBindingParameters(offer, {
+      keyParameters,
+      tls: {
+        version: facts.protocol,
+        extendedMasterSecret: facts.extendedMasterSecret === true,
+        renegotiationIndication: facts.clientHello!.renegotiationIndication,
+      },
+    });
+    selected = chosen === null ? NONE : Object.freeze([...chosen.keyParameters]);
+    // One entry per configured list (frozen once per resolved options); a caller passing a new
+    // list on every request is answered without being remembered.
+    if (memo.size < MAX_SELECTIONS) memo.set(keyParameters, selected);
+  }
+  return selected;
 }
 
 function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsOptions): ConnectionRecord {
@@ -282,6 +361,7 @@ function getRecord(socket: unknown, options: ConnectionFactsOptions): Connection
  * against that connection's EKM (a message-keyed global cache would accept a replay).
  *
  * @returns the result, or `undefined` on a miss
+ * @param maxDistinctMessages the caller's cap (default and ceiling: the state's own)
  * @throws {TokenBindingError} `ERR_TB_TOO_MANY_MESSAGES` on a miss once the connection has sent
  *   `maxDistinctMessages` distinct values — checked before any signature work is spent
  * @example
@@ -289,7 +369,7 @@ function getRecord(socket: unknown, options: ConnectionFactsOptions): Connection
  * const hit = lookupVerification(state, header)
  * ```
  */
-export function lookupVerification<R = unknown>(state: ConnectionState, header: string): R | undefined {
+export function lookupVerification<R = unknown>(state: ConnectionState, header: string, maxDistinctMessages?: number): R | undefined {
   if (header === state.lastHeader) return state.lastResult as R;
   const hit = state.verified.get(header);
   if (hit !== undefined) {
@@ -297,23 +377,26 @@ export function lookupVerification<R = unknown>(state: ConnectionState, header: 
     state.lastResult = hit;
     return hit as R;
   }
-  if (state.distinct >= state.maxDistinctMessages) throw tooMany(state);
+  const cap = capOf(state, maxDistinctMessages);
+  if (state.distinct >= cap) throw tooMany(state, cap);
   return undefined;
 }
 
 /**
  * Remembers a verification result for a Sec-Token-Binding value on this connection.
  *
+ * @param maxDistinctMessages the caller's cap (default and ceiling: the state's own)
  * @throws {TokenBindingError} `ERR_TB_TOO_MANY_MESSAGES` when the value is new and the cap is reached
  * @example
  * ```ts
  * rememberVerification(state, header, result)
  * ```
  */
-export function rememberVerification(state: ConnectionState, header: string, result: unknown): void {
+export function rememberVerification(state: ConnectionState, header: string, result: unknown, maxDistinctMessages?: number): void {
   if (result === undefined) throw new TypeError('result must not be undefined');
   if (!state.verified.has(header)) {
-    if (state.distinct >= state.maxDistinctMessages) throw tooMany(state);
+    const cap = capOf(state, maxDistinctMessages);
+    if (state.distinct >= cap) throw tooMany(state, cap);
     state.distinct++;
   }
   state.verified.set(header, result);
@@ -321,10 +404,15 @@ export function rememberVerification(state: ConnectionState, header: string, res
   state.lastResult = result;
 }
 
-function tooMany(state: ConnectionState): TokenBindingError {
+/** The caller's cap, never above the connection's ceiling. */
+function capOf(state: ConnectionState, maxDistinctMessages: number | undefined): number {
+  return maxDistinctMessages === undefined || maxDistinctMessages > state.maxDistinctMessages ? state.maxDistinctMessages : maxDistinctMessages;
+}
+
+function tooMany(state: ConnectionState, cap: number): TokenBindingError {
   return new TokenBindingError('ERR_TB_TOO_MANY_MESSAGES', undefined, {
     field: 'distinct',
-    expected: `<= ${state.maxDistinctMessages}`,
+    expected: `<= ${cap}`,
     actual: state.distinct + 1,
   });
 }

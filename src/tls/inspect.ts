@@ -126,6 +126,9 @@ export function inspectClientHellos(server: NetServer, options: InspectClientHel
     const timer = setTimeout(() => fail(clientHelloError('time', `<= ${timeoutMs} ms`, 'timeout')), timeoutMs);
     timer.unref();
 
+    // A socket handed over after it ended or broke (re-emitted by code that read from it first)
+    // will never emit 'end' or 'error' again: drop it now rather than when the timer fires.
+    if (socket.destroyed || socket.readableEnded) return onEnd();
     socket.on('data', onData);
     socket.on('error', onSocketError);
     socket.on('end', onEnd);

@@ -11,6 +11,7 @@ import { encodeTokenBindingExtension } from '../../src/codec/extension.js';
 import { isTokenBindingError } from '../../src/errors.js';
 import { parseClientHello } from '../../src/tls/client-hello.js';
 import {
+  acceptedKeyParameters,
   captureConnectionFacts,
   getConnectionFacts,
   getConnectionState,
@@ -26,6 +27,8 @@ import { buildClientHello, captureNodeClientHello, spliceExtension } from './_he
 let server: TestTlsServer;
 test.before(async () => {
   server = await startTlsServer();
+  // Each concurrent connectPair listens for its own 'secureConnection'.
+  server.server.setMaxListeners(32);
 });
 test.after.always(() => server.close());
 
@@ -268,4 +271,81 @@ test('HTTP/2 compat API: req.socket, a different Proxy per request, finds the ca
     client.close();
     await l.close();
   }
+});
+
+test("acceptedKeyParameters: each caller's list, narrowed by what the connection negotiated", async (t) => {
+  const captured = await connectPair(server.server, server.port);
+  const facts = captureConnectionFacts(captured.accepted, { keyParameters: [2, 1] });
+  t.is(acceptedKeyParameters(facts, [2, 1, 0]), facts.negotiatedKeyParameters!, 'all of it accepted: the same array, no allocation');
+  t.deepEqual(acceptedKeyParameters(facts, [2]), [2]);
+  t.deepEqual(acceptedKeyParameters(facts, [1]), [1]);
+  t.deepEqual(acceptedKeyParameters(facts, [0]), [], 'never more than was negotiated');
+
+  // Facts taken lazily (no list): each caller's own, whoever came first.
+  const lazy = await connectPair(server.server, server.port);
+  const lazyFacts = getConnectionFacts(lazy.accepted)!;
+  t.is(lazyFacts.negotiatedKeyParameters, null);
+  const ec = [2];
+  const pss = [1];
+  t.is(acceptedKeyParameters(lazyFacts, ec), ec);
+  t.is(acceptedKeyParameters(lazyFacts, pss), pss);
+  t.deepEqual(getConnectionFacts(lazy.accepted, { keyParameters: [1] })!.negotiatedKeyParameters, null, 'a later caller cannot fix a list either');
+
+  const ineligible = await connectPair(server.server, server.port, { maxVersion: 'TLSv1.2', secureOptions: 0x1 });
+  t.deepEqual(acceptedKeyParameters(getConnectionFacts(ineligible.accepted)!, [2]), []);
+  for (const pair of [captured, lazy, ineligible]) pair.client.destroy();
+});
+
+test('acceptedKeyParameters with an in-band offer on lazily taken facts: RFC 8472 selection per caller, remembered per list', async (t) => {
+  const { message } = await captureNodeClientHello();
+  const hello = parseClientHello(spliceExtension(message, 24, encodeTokenBindingExtension({ version: { major: 1, minor: 0 }, keyParameters: [1, 2] })));
+  const { client, accepted } = await connectPair(server.server, server.port);
+  const facts = captureConnectionFacts(accepted, { clientHello: hello });
+  t.is(facts.negotiatedKeyParameters, null);
+  const both = [2, 1];
+  t.deepEqual(acceptedKeyParameters(facts, both), [2], "the caller's preference among the offer");
+  t.is(acceptedKeyParameters(facts, both), acceptedKeyParameters(facts, both), 'remembered for the same list');
+  t.deepEqual(acceptedKeyParameters(facts, [1]), [1]);
+  t.deepEqual(acceptedKeyParameters(facts, [0]), [], 'not offered: none');
+  // A caller passing a new list on every call is answered, never remembered without bound.
+  for (let i = 0; i < 50; i++) t.deepEqual(acceptedKeyParameters(facts, [1, 2]), [1]);
+  client.destroy();
+});
+
+test("per-caller distinct-message caps: the caller's own, never above the capturer's ceiling", async (t) => {
+  const { client, accepted } = await connectPair(server.server, server.port);
+  captureConnectionFacts(accepted, { maxDistinctMessages: 4 });
+  const state = getConnectionState(accepted)!;
+  rememberVerification(state, 'a', 1, 2);
+  rememberVerification(state, 'b', 2, 2);
+  t.true(isTokenBindingError(t.throws(() => lookupVerification(state, 'c', 2)), 'ERR_TB_TOO_MANY_MESSAGES'));
+  t.true(isTokenBindingError(t.throws(() => rememberVerification(state, 'c', 3, 2)), 'ERR_TB_TOO_MANY_MESSAGES'));
+  t.is(lookupVerification(state, 'c', 3), undefined, 'a caller with a higher cap may add more');
+  rememberVerification(state, 'c', 3, 100);
+  rememberVerification(state, 'd', 4, 100);
+  const ceiling = t.throws(() => rememberVerification(state, 'e', 5, 100));
+  t.true(isTokenBindingError(ceiling, 'ERR_TB_TOO_MANY_MESSAGES'));
+  t.like((ceiling as { cause?: unknown }).cause, { expected: '<= 4' });
+  t.is(lookupVerification(state, 'a', 1), 1, 'known values hit under any cap');
+
+  // Lazily taken (middleware): no ceiling of its own, so each caller's cap is the one that counts.
+  const lazy = await connectPair(server.server, server.port);
+  const lazyState = getConnectionState(lazy.accepted, { maxDistinctMessages: Number.MAX_SAFE_INTEGER })!;
+  for (let i = 0; i < 20; i++) rememberVerification(lazyState, `v${i}`, i, 20);
+  t.true(isTokenBindingError(t.throws(() => lookupVerification(lazyState, 'w', 20)), 'ERR_TB_TOO_MANY_MESSAGES'));
+  client.destroy();
+  lazy.client.destroy();
+});
+
+test('the verification cache is a Map: header values named like Object.prototype members are plain keys', async (t) => {
+  const { client, accepted } = await connectPair(server.server, server.port);
+  const state = getConnectionState(accepted)!;
+  const names = ['__proto__', 'constructor', 'hasOwnProperty', 'toString', 'valueOf', '__defineGetter__', 'prototype'];
+  for (const name of names) t.is(lookupVerification(state, name), undefined, name);
+  names.forEach((name, i) => rememberVerification(state, name, i, 100));
+  names.forEach((name, i) => t.is(lookupVerification(state, name), i, name));
+  t.is(state.distinct, names.length);
+  t.is(Object.getPrototypeOf({}), Object.prototype);
+  t.false(Object.prototype.hasOwnProperty.call(Object.prototype, '0'));
+  client.destroy();
 });

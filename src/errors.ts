@@ -73,6 +73,14 @@ export const TokenBindingErrorCodes = {
   ERR_TB_SESSION_BINDING_EXPIRED: 'the session binding expired',
   /** The policy requires bound sessions and this authenticated session is not bound (tokbind/session). */
   ERR_TB_SESSION_UNBOUND: 'the session is not bound; log in again over a bound connection',
+  /** A DBSC `Secure-Session-Response` is missing, not a `dbsc+jwt` JWT, names an algorithm not allowed, or its signature does not verify (tokbind/session). */
+  ERR_TB_DBSC_PROOF_INVALID: 'invalid DBSC proof',
+  /** A DBSC proof's `jti` is not a challenge this server issued for this session, has expired, or was already used (tokbind/session). */
+  ERR_TB_DBSC_CHALLENGE_INVALID: 'invalid, expired or replayed DBSC challenge',
+  /** A DBSC registration or refresh for a request without a session, or for a session it does not apply to (tokbind/session). */
+  ERR_TB_DBSC_SESSION_UNKNOWN: 'no session for this DBSC request',
+  /** Too many DBSC refreshes for one session in the rate-limit window (tokbind/session). */
+  ERR_TB_DBSC_RATE_LIMITED: 'too many DBSC refreshes for this session',
   /** The request carries no access token (RFC 6750 §3.1: answered with a bare challenge). */
   ERR_TB_TOKEN_MISSING: 'access token required',
   /** The request presents its access token wrongly: more than one way, or a malformed Authorization (RFC 6750 §3.1 invalid_request). */

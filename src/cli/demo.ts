@@ -34,6 +34,8 @@ export interface RunDemoOptions {
   readonly sessionStore?: DemoSessionStore | undefined;
   /** Keep the app running without the walkthrough (prints `listening on https://HOST:PORT`). */
   readonly serve?: boolean | undefined;
+  /** Offer DBSC on login with this bound-cookie lifetime (seconds); undefined: no DBSC. */
+  readonly dbscCookieTtl?: number | undefined;
   /** `--serve` only: certificate, session secret and PROXY protocol (see `startDemoServer`). */
   readonly server?: Pick<DemoServerOptions, 'tls' | 'secret' | 'proxyProtocol'> | undefined;
 }
@@ -75,7 +77,7 @@ function formatStep(step: DemoStep, style: Style): string[] {
  * ```
  */
 export async function runDemo(options: RunDemoOptions): Promise<number> {
-  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false } = options;
+  const { io, port, once: runOnce, signal, app, host = '127.0.0.1', sessionStore, serve = false, dbscCookieTtl } = options;
   const style = styleFor(io);
   const started = performance.now();
   let server: DemoServer;
@@ -86,6 +88,7 @@ export async function runDemo(options: RunDemoOptions): Promise<number> {
       ...options.server,
       ...(sessionStore === undefined ? {} : { sessionStore }),
       ...(app === undefined ? {} : { app }),
+      ...(dbscCookieTtl === undefined ? {} : { dbsc: { cookieTtlSeconds: dbscCookieTtl } }),
     });
   } catch (err) {
     if (!(err instanceof DemoStartError)) throw err;
@@ -207,6 +210,17 @@ export const demo = defineCommand(
         default: 'memory',
         description: 'where sessions live: in memory, or in Redis (needs connect-redis and redis installed)',
       },
+      dbsc: {
+        type: 'boolean',
+        description: 'offer DBSC (Device Bound Session Credentials) on login to browsers without Token Binding (with --serve)',
+      },
+      'dbsc-cookie-ttl': {
+        type: 'integer',
+        min: 1,
+        default: 600,
+        placeholder: 'SECONDS',
+        description: 'lifetime of the DBSC short-lived bound cookie (with --dbsc)',
+      },
       'session-secret': {
         type: 'string',
         env: 'TOKBIND_SESSION_SECRET',
@@ -223,6 +237,7 @@ export const demo = defineCommand(
       'tokbind demo',
       'PORT=0 tokbind demo --once',
       'tokbind demo --serve --port 0 --session-store redis://127.0.0.1:6379',
+      'tokbind demo --serve --dbsc --dbsc-cookie-ttl 300',
       'TOKBIND_SESSION_SECRET=… tokbind demo --serve --workers auto --proxy-protocol --session-store redis://127.0.0.1:6379',
     ],
   },
@@ -241,6 +256,7 @@ export const demo = defineCommand(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    if (values.dbsc && !values.serve) throw new UsageError('--dbsc needs --serve (the walkthrough is Token Binding only)');
     const scaled = values.workers !== '1' || values['proxy-protocol'] || values['session-secret'] !== undefined;
     if (scaled && !values.serve) throw new UsageError('--workers, --proxy-protocol and --session-secret go with --serve');
     if (isClusterPrimary(values)) {
@@ -259,6 +275,16 @@ export const demo = defineCommand(
       ...(secret === undefined ? {} : { secret }),
       proxyProtocol: values['proxy-protocol'],
     };
-    return runDemo({ io, port: values.port, once: values.once, serve: values.serve, host: values.host, sessionStore, signal, server });
+    return runDemo({
+      io,
+      port: values.port,
+      once: values.once,
+      serve: values.serve,
+      host: values.host,
+      sessionStore,
+      signal,
+      server,
+      dbscCookieTtl: values.dbsc ? values['dbsc-cookie-ttl'] : undefined,
+    });
   },
 );

@@ -13,13 +13,22 @@
  * Mount it on tokbind's binding-aware server, which has already verified `Sec-Token-Binding`
  * (signature over this connection's EKM) before the app runs.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import session, { type Store } from 'express-session';
 import { isTokenBindingError } from '../errors.js';
 import { sendProblem } from '../http/problem.js';
 import { getTokenBinding } from '../http/server.js';
-import { bindSession, readSessionBinding, sessionBinding, sessionErrorStatus, type SessionBindingOptions } from '../session/index.js';
+import {
+  bindSession,
+  deviceBoundSessions,
+  readSessionBinding,
+  sessionBinding,
+  sessionErrorStatus,
+  tokenBindingSessionMethod,
+  type DeviceBoundSessionOptions,
+  type SessionBindingOptions,
+} from '../session/index.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'sid';
@@ -41,6 +50,12 @@ export interface DemoAppOptions {
   readonly secret?: string;
   /** Default `{ policy: 'required' }` (stolen sessions destroyed). */
   readonly binding?: SessionBindingOptions;
+  /**
+   * Offer DBSC (Device Bound Session Credentials) on login to clients without Token Binding
+   * (browsers): the session is bound once the browser registers (`tokbind demo --serve --dbsc`).
+   * Default: off. Its `secret` defaults to the cookie secret.
+   */
+  readonly dbsc?: DeviceBoundSessionOptions | boolean;
 }
 
 /** The app: a request handler and its session store (exposed for tests and the curious). */
@@ -130,7 +145,12 @@ export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
     saveUninitialized: false,
     cookie: { secure: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_MAX_AGE_MS },
   }) as unknown as Middleware;
-  const checkBinding = sessionBinding(binding);
+  const dbsc =
+    options.dbsc === undefined || options.dbsc === false
+      ? null
+      : // Its own key, derived from the cookie secret (never the same MAC key for two purposes).
+        deviceBoundSessions({ secret: createHmac('sha256', secret).update('tokbind demo dbsc').digest(), ...(options.dbsc === true ? {} : options.dbsc) });
+  const checkBinding = sessionBinding(dbsc === null ? binding : { ...binding, methods: [tokenBindingSessionMethod, dbsc.method] });
   const run = (middleware: Middleware, req: IncomingMessage, res: ServerResponse): Promise<boolean> =>
     new Promise((resolve, reject) => {
       // A middleware that answers itself (a refused session) never calls next: resolve on finish too.
@@ -144,7 +164,10 @@ export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
     });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!(await run(sessions, req, res)) || !(await run(checkBinding, req, res))) return;
+    if (!(await run(sessions, req, res))) return;
+    // The DBSC endpoints come before the binding check: a refresh arrives when the bound cookie has expired.
+    if (dbsc !== null && (await dbsc.handle(req, req, res))) return;
+    if (!(await run(checkBinding, req, res))) return;
     const data = (req as { session?: DemoSession & Record<string, unknown> }).session;
     const url = new URL(req.url ?? '/', 'https://demo.invalid');
     switch (url.pathname) {
@@ -154,6 +177,13 @@ export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
         if (user === null || !USER.test(user)) return refuse(res, 400, 'invalid_user', 'user must be 1-32 of A-Z a-z 0-9 _ . -');
         let tbh: string;
         try {
+          if (dbsc !== null && getTokenBinding(req) === null) {
+            // A browser: no Token Binding; DBSC is offered (Secure-Session-Registration) and binds
+            // the session when the browser registers. Until then it is unbound (policy applies).
+            await dbsc.bindOrOffer(req, res);
+            (req as { session?: DemoSession }).session!.user = user;
+            return send(res, 200, { user, tbh: null, dbsc: 'offered' });
+          }
           tbh = (await bindSession(req)).tbh as string;
         } catch (err) {
           if (isTokenBindingError(err)) return sendProblem(res, err, sessionErrorStatus(err.code));

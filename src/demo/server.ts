@@ -10,6 +10,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Store } from 'express-session';
 import { createServer } from '../http/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
+import type { DeviceBoundSessionOptions } from '../session/dbsc.js';
 import { acceptProxyProtocol } from '../tls/proxy-protocol.js';
 
 /** `memory`, or a Redis server (`redis://HOST:PORT`). */
@@ -100,6 +101,8 @@ export interface DemoServerOptions {
   readonly sessionStore?: DemoSessionStore;
   /** An app to serve instead of the demo app (tests). */
   readonly app?: RequestListener;
+  /** Offer DBSC on login (`--dbsc`; options such as `cookieTtlSeconds`). Default off. */
+  readonly dbsc?: DeviceBoundSessionOptions | boolean;
   /** Certificate and key. Default: a fresh self-signed one for localhost and 127.0.0.1. */
   readonly tls?: { readonly key: string; readonly cert: string };
   /** The session cookie signing secret: the same on every node that shares a store. Default: random. */
@@ -136,6 +139,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
       const { createDemoApp } = await import('./app.js').catch((err: unknown) => missing('express-session', err));
       app = createDemoApp({
         ...(opened.store === undefined ? {} : { store: opened.store }),
+        ...(options.dbsc === undefined ? {} : { dbsc: options.dbsc }),
         ...(options.secret === undefined ? {} : { secret: options.secret }),
       }).handler;
     }

@@ -28,6 +28,10 @@ const TITLES: Partial<Record<TokenBindingErrorCode, string>> = {
   ERR_TB_SESSION_BINDING_MISMATCH: 'Session bound to another client',
   ERR_TB_SESSION_BINDING_EXPIRED: 'Session binding expired',
   ERR_TB_SESSION_UNBOUND: 'Bound session required',
+  ERR_TB_DBSC_PROOF_INVALID: 'Invalid DBSC proof',
+  ERR_TB_DBSC_CHALLENGE_INVALID: 'Invalid DBSC challenge',
+  ERR_TB_DBSC_SESSION_UNKNOWN: 'No session for this DBSC request',
+  ERR_TB_DBSC_RATE_LIMITED: 'Too many DBSC refreshes',
 };
 
 /**

@@ -142,3 +142,18 @@ export async function enforceRefusal(holder: object, session: SessionObject, ref
   (holder as { session?: unknown }).session = null;
   publishSessionEvent('rejected', refusal.method, refusal.reason, 'rejected');
 }
+
+/**
+ * Gives the request's session a new id (the old one is destroyed in the store: no fixation)
+ * without binding it: what a login that offers DBSC does before the browser registers.
+ *
+ * @throws {TypeError} when the request has no session
+ */
+export async function regenerateSession(req: SessionRequest): Promise<SessionObject> {
+  const old = sessionOf(req);
+  if (old === null) throw new TypeError('tokbind/session: the request has no session: mount express-session (or register @fastify/session) first');
+  await call((done) => old.regenerate(done));
+  const session = sessionOf(req);
+  if (session === null) throw new TypeError('tokbind/session: the session library left no session after regenerate');
+  return session;
+}

@@ -55,8 +55,13 @@ export type SessionMismatchAction = 'destroy' | 'reject';
 /** Why a session check refused a request. */
 export type SessionRefusalReason = 'mismatch' | 'missing-binding' | 'unbound' | 'expired';
 
-/** A method's judgement of its own record against a request. */
-export type SessionBindingVerdict = 'match' | 'mismatch' | 'missing-binding' | 'expired';
+/**
+ * A method's judgement of its own record against a request. `unbound`: the binding is still
+ * being established (a DBSC browser that registered a moment ago and has not received its bound
+ * cookie yet): the ladder treats the session as unbound (accepted under `optional`, refused 401
+ * and kept under `required`), never as a theft signal.
+ */
+export type SessionBindingVerdict = 'match' | 'mismatch' | 'missing-binding' | 'expired' | 'unbound';
 
 /** What a binding method sees of the request. */
 export interface SessionBindingRequest {
@@ -229,6 +234,13 @@ function refusal(reason: SessionRefusalReason, method: SessionBindingMethodName 
   return { reason, method, status, destroy, error: new TokenBindingError(code, undefined, { field: 'session', reason }) };
 }
 
+function checkUnbound(session: Readonly<Record<string, unknown>>, options: ResolvedSessionBindingOptions): SessionRefusal | null {
+  if (!options.isAuthenticated(session)) return null;
+  if (options.policy === 'required') return refusal('unbound', null, options);
+  publishSessionEvent('accepted', null);
+  return null;
+}
+
 /**
  * The policy ladder, on one request:
  *
@@ -258,14 +270,12 @@ export function checkSessionBinding(
   const record = readSessionBinding(session);
   if (record === null) {
     if (session[SESSION_BINDING_KEY] !== undefined) return refusal('mismatch', null, options);
-    if (!options.isAuthenticated(session)) return null;
-    if (options.policy === 'required') return refusal('unbound', null, options);
-    publishSessionEvent('accepted', null);
-    return null;
+    return checkUnbound(session, options);
   }
   const method = options.methods.get(record.method);
   if (method === undefined) return refusal('mismatch', null, options);
   const verdict = method.check(record, request);
+  if (verdict === 'unbound') return checkUnbound(session, options);
   if (verdict === 'match') {
     publishSessionEvent('accepted', method.method);
     return null;

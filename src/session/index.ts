@@ -33,3 +33,15 @@ export {
 export { bindSession, type BindSessionOptions, type SessionRequest } from './bind.js';
 export { sessionBinding, type SessionBindingMiddleware } from './express.js';
 export { fastifySessionBinding } from './fastify.js';
+export { regenerateSession } from './bind.js';
+export {
+  deviceBoundSessions,
+  type DbscAlgorithm,
+  type DbscSessionBinding,
+  type DbscSessionConfig,
+  type DeviceBoundSessionOptions,
+  type DeviceBoundSessions,
+  type VerifiedDbscProof,
+} from './dbsc.js';
+export { writeDbscAnswer, type DbscAnswer } from './dbsc.js';
+export { fastifyDeviceBoundSessions, type FastifyDeviceBoundSessionsOptions } from './dbsc-fastify.js';

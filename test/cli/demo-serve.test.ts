@@ -167,6 +167,26 @@ test('demo --serve --session-store redis://127.0.0.1:PORT keeps sessions in redi
   t.is(await demo.stop(), 0);
 });
 
+test('demo --serve --workers 2 with redis: one listening line; a cookie set by one worker is honoured by every one', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const demo = await serve(t, ['--port', '0', '--workers', '2', '--session-store', redis.url]);
+  const keyStore = new MemoryKeyStore();
+  // A new agent per request (one key store): a new connection each time, spread over the workers.
+  const fresh = (): TokenBindingAgent => {
+    const a = new TokenBindingAgent({ keyStore, rejectUnauthorized: false });
+    t.teardown(() => a.destroy());
+    return a;
+  };
+  const login = await request(`${demo.url}/login`, fresh(), { method: 'POST', body: 'user=alice' });
+  t.is(login.status, 200);
+  for (let i = 0; i < 6; i++) t.deepEqual((await request(`${demo.url}/profile`, fresh(), { cookie: login.cookie })).json, { user: 'alice' }, `request ${i}`);
+  t.is((await request(`${demo.url}/profile`, agent(t), { cookie: login.cookie })).status, 403);
+  for (let i = 0; i < 2; i++) t.is((await request(`${demo.url}/profile`, fresh(), { cookie: login.cookie })).json['error'], 'not_logged_in');
+  t.is(await demo.stop(), 0);
+  t.is(demo.stdout().match(/^listening on /gm)?.length, 1);
+});
+
 test('demo --serve: a session store that is not there is exit 1 with a one-line reason; bad options are usage errors', async (t) => {
   const port = await freePort();
   const down = await run(['--serve', '--port', '0', '--session-store', `redis://127.0.0.1:${port}`]);
@@ -179,6 +199,9 @@ test('demo --serve: a session store that is not there is exit 1 with a one-line 
     ['--serve', '--session-store', 'redis://'],
     ['--serve', '--host', ''],
     ['--serve', '--port', 'x'],
+    ['--serve', '--workers', '2'],
+    ['--workers', '2', '--session-store', 'redis://127.0.0.1:1'],
+    ['--once', '--proxy-protocol'],
   ]) {
     const bad = await run(args);
     t.is(bad.code, 2, args.join(' '));

@@ -20,7 +20,7 @@ import type { TrustProxyOptions } from '../http/trust-proxy.js';
  */
 export type TokenBindingAdapterOptions = Pick<
   TokenBindingServerOptions,
-  'keyParameters' | 'required' | 'maxHeaderLength' | 'maxDistinctMessages' | 'backend' | 'onInvalid'
+  'keyParameters' | 'required' | 'maxHeaderLength' | 'maxDistinctMessages' | 'maxSignaturesPerMessage' | 'maxSignaturesPerConnection' | 'backend' | 'onInvalid'
 > & {
   /**
    * Behind a TLS-terminating proxy (`tokbind proxy`, or any draft-ietf-tokbind-ttrp proxy): the

@@ -34,8 +34,8 @@ export function formatClientCertHeader(der: Uint8Array): string {
 const SF_BINARY = /^:([A-Za-z0-9+/]*={0,2}):$/;
 
 /**
- * Parses a `Client-Cert` value into the DER it carries: exactly one sf-binary, canonical base64,
- * at most {@link MAX_CLIENT_CERT_BYTES}. Whether the DER is a certificate is the caller's check
+ * Parses a `Client-Cert` value into the DER it carries: exactly one sf-binary, canonical base64
+ * (missing `=` padding accepted, as RFC 8941 §4.2.7 asks), at most {@link MAX_CLIENT_CERT_BYTES}. Whether the DER is a certificate is the caller's check
  * (a hash over it, for `x5t#S256`, proves nothing about a wrong one).
  *
  * @throws {TokenBindingError} `ERR_TB_FORWARDED_CLIENT_CERT` for anything else
@@ -49,7 +49,13 @@ export function parseClientCertHeader(value: string): Uint8Array {
   if (match === null) throw fail('not a Structured Field Byte Sequence (:base64:)');
   const der = Buffer.from(match[1]!, 'base64');
   if (der.length === 0) throw fail('empty');
-  if (der.toString('base64') !== match[1]) throw fail('not canonical base64');
+  // RFC 8941 §4.2.7: accept missing '=' padding; refuse anything else that does not round-trip
+  // (non-zero trailing bits, stray padding).
+  const text = match[1]!;
+  const padded = text.includes('=');
+  if ((padded ? text.length % 4 !== 0 : text.length % 4 === 1) || der.toString('base64').replace(/=+$/, '') !== text.replace(/=+$/, '')) {
+    throw fail('not canonical base64');
+  }
   return new Uint8Array(der.buffer, der.byteOffset, der.length);
 }
 

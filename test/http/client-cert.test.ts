@@ -20,6 +20,8 @@ test('Client-Cert: format and parse round-trip a real certificate (RFC 9440 §2.
   t.regex(value, /^:[A-Za-z0-9+/]+={0,2}:$/);
   t.deepEqual(parseClientCertHeader(value), der);
   t.deepEqual(parseClientCertHeader(` ${value} `), der, 'OWS around a field value is not part of it');
+  t.deepEqual(parseClientCertHeader(value.replace(/=+:$/, ':')), der, 'missing padding is accepted (RFC 8941 §4.2.7)');
+  t.deepEqual(parseClientCertHeader(':AA:'), Uint8Array.of(0));
   t.throws(() => formatClientCertHeader(new Uint8Array()), { instanceOf: TypeError });
 });
 
@@ -29,7 +31,9 @@ test('Client-Cert: anything but one canonical sf-binary is refused with ERR_TB_F
     b64, // no colons
     `:${b64}`,
     `:${b64}:, :${b64}:`, // a list
-    `:${b64.replace(/=+$/, '')}:`.length % 4 === 0 ? `:${b64}A:` : `:${b64.replace(/=+$/, '')}:`, // not canonical
+    ':AB==:', // non-zero trailing bits: not canonical
+    ':AAA==:', // stray padding
+    `:${b64}A:`, // a dangling character
     `:${b64.slice(0, 10)} ${b64.slice(10)}:`,
     '::',
     `:${Buffer.alloc(MAX_CLIENT_CERT_BYTES + 3).toString('base64')}:`,

@@ -50,7 +50,7 @@ if (invokedDirectly) {
   let missing = missingTools();
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((t) => TOOLS[t].package))];
-    const command = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+    const command = `apt-get install -y ${packages.join(' ')}`;
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     const debian = existsSync('/etc/debian_version') && findOnPath('apt-get');
     if (checkOnly || !isRoot || !debian) {
@@ -62,7 +62,8 @@ if (invokedDirectly) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     // Services the packages would start are not wanted: tests start their own on free ports.
     run('apt-get', ['update', '-qq'], env);
-    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], env);
+    // With the recommended packages, as the suite was tested (Chromium's among them).
+    run('apt-get', ['install', '-y', '-qq', ...packages], env);
     missing = missingTools();
     if (missing.length > 0) {
       console.error(`ensure-tools: still missing after apt-get install: ${missing.join(', ')}`);

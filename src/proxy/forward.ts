@@ -4,13 +4,13 @@
  * Token Binding instead of mTLS. Requests go through tokbind's `TokenBindingDispatcher` (one key
  * per scope from the key store, connections reused, every request signed for its connection).
  */
-import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TokenBindingDispatcher, type TokenBindingDispatcherOptions } from '../client/dispatcher.js';
 import { proxyClock } from './events.js';
 import { requestHeadersForUpstream } from './headers.js';
+import { trackedClose } from './lifecycle.js';
 import { relayRequest, relayUpgrade, type RelayTarget } from './relay.js';
 
 /** Options of {@link createForwarder}. */
@@ -137,27 +137,12 @@ export function createForwarder(options: ForwarderOptions): TokenBindingForwarde
     }
     relayUpgrade(relay, req, socket, head, requestHeadersForUpstream(req.rawHeaders, { keepHost: false, add: [] }), proxyClock());
   });
-  const sockets = new Set<Duplex>();
-  server.on('connection', (socket: Duplex) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  let closing: Promise<void> | undefined;
+  const close = trackedClose(server, 'connection', () => dispatcher.close());
   return {
     server,
     target,
     dispatcher,
-    close() {
-      // Idempotent: every caller waits for the same shutdown.
-      closing ??= (async () => {
-        const closed = server.listening ? once(server, 'close') : Promise.resolve();
-        server.close();
-        for (const socket of sockets) socket.destroy();
-        await closed;
-        await dispatcher.close();
-      })();
-      return closing;
-    },
+    close,
   };
 }
 

@@ -4,7 +4,6 @@
  * `createServer` / `createSecureServer` verify it, and a refused one never reaches the upstream —
  * and the upstream side is an undici `Pool` (keep-alive, streaming, upgrades).
  */
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Http2SecureServer, SecureServerOptions } from 'node:http2';
 import type https from 'node:https';
@@ -27,6 +26,7 @@ import { createServer } from '../http/server.js';
 import { acceptProxyProtocol, type ProxyProtocolOptions } from '../tls/proxy-protocol.js';
 import { proxyClock } from './events.js';
 import { forwardingHeaders, requestHeadersForUpstream } from './headers.js';
+import { trackedClose } from './lifecycle.js';
 import { relayRequest, relayUpgrade, type FrontRequest, type FrontResponse, type RelayTarget } from './relay.js';
 
 /** Options of {@link createProxy}. */
@@ -184,28 +184,14 @@ export function createProxy(options: ProxyOptions): TokenBindingProxy {
   // HTTP/2 sessions that error (resets, protocol errors) end with their streams.
   server.on('sessionError', () => {});
 
-  const sockets = new Set<Duplex>();
-  server.on('secureConnection', (socket: Duplex) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  const close = trackedClose(server, 'secureConnection', async () => {
+    if (ownDispatcher) await dispatcher.close();
   });
-
-  let closing: Promise<void> | undefined;
   return {
     server,
     upstream,
     dispatcher,
-    close() {
-      // Idempotent: every caller waits for the same shutdown.
-      closing ??= (async () => {
-        const closed = server.listening ? once(server, 'close') : Promise.resolve();
-        server.close();
-        for (const socket of sockets) socket.destroy();
-        await closed;
-        if (ownDispatcher) await dispatcher.close();
-      })();
-      return closing;
-    },
+    close,
   };
 }
 

@@ -83,7 +83,8 @@ export const fetch = defineCommand(
         type: 'string',
         short: 'd',
         placeholder: 'DATA',
-        description: 'request body: text, @FILE for a file, - for stdin (implies POST; Content-Type application/x-www-form-urlencoded unless -H gives one)',
+        description:
+          'request body: text, @FILE for a file, - for stdin (from a file or stdin without CR/LF, as curl --data; implies POST; Content-Type application/x-www-form-urlencoded unless -H gives one)',
       },
       header: { type: 'string', short: 'H', multiple: true, placeholder: "'NAME: VALUE'", description: 'add a request header' },
       include: { type: 'boolean', short: 'i', description: 'print the status line and response headers before the body' },
@@ -133,7 +134,11 @@ export const fetch = defineCommand(
     let dispatcher: TokenBindingDispatcher | undefined;
     try {
       const ca = values.ca === undefined ? undefined : (await readCertificates('--ca', values.ca, io)).pem;
-      const body = values.data === undefined ? undefined : await readInput('--data', values.data, io, true);
+      // As curl's --data: a body read from a file or stdin loses its carriage returns and
+      // newlines (a file saved by an editor ends in one), so `-d @form.txt` sends the form as typed.
+      const fromInput = values.data !== undefined && (values.data === '-' || values.data.startsWith('@'));
+      const raw = values.data === undefined ? undefined : await readInput('--data', values.data, io, true);
+      const body = raw === undefined || !fromInput ? raw : Buffer.from(raw.toString('utf8').replace(/[\r\n]/g, ''), 'utf8');
       const keyStore = path === undefined ? new MemoryKeyStore() : new FileKeyStore(path);
       // The default key parameters never quietly add a second identity beside the one a store holds.
       if (keyStore instanceof FileKeyStore && !given.has('key-parameters')) {

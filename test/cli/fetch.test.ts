@@ -126,12 +126,17 @@ test('fetch -X/--method and -d/--data (text, @file, - for stdin): the method and
   const dir = await tempDir(t);
   const file = join(dir, 'body.json');
   await writeFile(file, '{"user":"alice"}');
+  const form = join(dir, 'form.txt');
+  await writeFile(form, 'user=alice\r\n');
   const cases: [string[], string, string, string][] = [
     [[], '', 'GET', ''],
     [['-d', 'user=alice'], '', 'POST', 'user=alice'],
     [['--data=user=bob', '-X', 'PUT'], '', 'PUT', 'user=bob'],
     [['-d', `@${file}`, '-H', 'Content-Type: application/json'], '', 'POST', '{"user":"alice"}'],
     [['--data', '-'], 'from stdin', 'POST', 'from stdin'],
+    // As curl --data: CR/LF from a file or stdin are dropped (the demo's POST /login by hand).
+    [['-d', `@${form}`], '', 'POST', 'user=alice'],
+    [['-d', '-'], 'user=bob\n', 'POST', 'user=bob'],
     [['-X', 'delete'], '', 'DELETE', ''],
   ];
   for (const [argv, stdin, method, body] of cases) {

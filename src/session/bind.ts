@@ -16,6 +16,7 @@ import {
   type SessionBindingRecord,
   type SessionRefusal,
 } from './binding.js';
+import { bury, sessionIdOf, storeOf } from './tombstones.js';
 
 /** The session object of express-session or @fastify/session, as tokbind uses it. */
 export interface SessionObject {
@@ -121,21 +122,37 @@ export async function bindSession(req: SessionRequest, options: BindSessionOptio
 }
 
 /**
- * Acts on a refused check: destroys the session in the store (`refusal.destroy`) or detaches it
- * from the request, so that the refused request neither saves nor extends it; then publishes the
- * `rejected` event. A store that fails to destroy rejects the promise (the request is refused
- * all the same: the caller answers 500).
+ * Destroys the request's session in its store for good: the id is recorded first (./tombstones.ts),
+ * so that a request of the same session still in flight in this process cannot save its copy back
+ * when it ends; then `session` is removed from `holder`. Every destroy tokbind does goes through it.
+ *
+ * @throws what the store's destroy fails with (the session is detached and its id recorded all the same)
+ */
+export async function destroySession(holder: object, session: SessionObject): Promise<void> {
+  const store = storeOf(holder);
+  const sid = sessionIdOf(session);
+  if (store !== undefined && sid !== undefined) bury(store, sid);
+  try {
+    await call((done) => session.destroy(done));
+  } finally {
+    (holder as { session?: unknown }).session = null;
+  }
+}
+
+/**
+ * Acts on a refused check: destroys the session ({@link destroySession}, when `refusal.destroy`)
+ * or detaches it from the request, so that the refused request neither saves nor extends it; then
+ * publishes the `rejected` event. A store that fails to destroy rejects the promise (the request
+ * is refused all the same: the caller answers 500).
  */
 export async function enforceRefusal(holder: object, session: SessionObject, refusal: SessionRefusal): Promise<void> {
   if (refusal.destroy) {
     try {
-      await call((done) => session.destroy(done));
+      await destroySession(holder, session);
     } catch (err) {
-      (holder as { session?: unknown }).session = null;
       publishSessionEvent('rejected', refusal.method, refusal.reason, 'rejected');
       throw err;
     }
-    (holder as { session?: unknown }).session = null;
     publishSessionEvent('rejected', refusal.method, refusal.reason, 'destroyed');
     return;
   }

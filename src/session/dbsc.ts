@@ -44,7 +44,7 @@ import {
   type SessionBindingRequest,
   type SessionBindingVerdict,
 } from './binding.js';
-import { bindSession, rawRequest, regenerateSession, requestTokenBinding, sessionOf, type SessionObject, type SessionRequest } from './bind.js';
+import { bindSession, destroySession, rawRequest, regenerateSession, requestTokenBinding, sessionOf, type SessionObject, type SessionRequest } from './bind.js';
 
 /** The algorithms a DBSC key may use (the spec's list; Chromium offers ES256 first). */
 export type DbscAlgorithm = 'ES256' | 'RS256';
@@ -507,10 +507,8 @@ export function deviceBoundSessions(options: DeviceBoundSessionOptions = {}): De
     } catch (err) {
       if (!(err instanceof TokenBindingError)) throw err;
       // A proof that fails against the stored key: whoever sent it holds the cookie, not the key.
-      if (onFailedProof === 'destroy') {
-        await new Promise<void>((resolve, reject) => session.destroy((e) => (e === undefined || e === null ? resolve() : reject(e as Error))));
-      }
-      (holder as { session?: unknown }).session = null;
+      if (onFailedProof === 'destroy') await destroySession(holder, session);
+      else (holder as { session?: unknown }).session = null;
       publishSessionEvent('rejected', 'dbsc', 'mismatch', onFailedProof === 'destroy' ? 'destroyed' : 'rejected');
       return sendJson(res, 200, { session_identifier: id, continue: false } satisfies DbscSessionConfig);
     }

@@ -7,6 +7,8 @@
  *   POST /login-unbound   regenerate, user = alice (never bound)     → { sid }
  *   POST /visit           an anonymous session with data of its own  → { sid }
  *   GET  /profile         → { user, binding }   (user null when not logged in)
+ *   POST /held            past the binding check, waits for `app.held.release()`, then changes
+ *                         the session (visits = 2) → { sid }: a request still in flight
  *
  * and a client helper that speaks to them with tokbind's TokenBindingAgent or without binding.
  */
@@ -44,11 +46,28 @@ export interface App {
   readonly url: string;
   /** Whether the store holds a session with this id. */
   has(sid: string): Promise<boolean>;
+  /** The gate of POST /held (one use). */
+  readonly held: Held;
   close(): Promise<void>;
 }
 
 interface CallbackStore {
   get(sid: string, callback: (err: unknown, session?: unknown) => void): void;
+}
+
+export interface Held {
+  /** Resolves when a POST /held request is past the binding check and waiting. */
+  readonly arrived: Promise<void>;
+  /** Lets it go on: it changes its session and answers (and the session library saves it). */
+  release(): void;
+}
+
+function heldGate(): Held & { wait(): Promise<void> } {
+  let arrive!: () => void;
+  let release!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return { arrived, release, wait: () => (arrive(), released) };
 }
 
 const SECRET = 'a test secret that is at least thirty-two characters long';
@@ -100,6 +119,12 @@ async function expressApp(options: AppOptions): Promise<App> {
     (req.session as unknown as Record<string, unknown>)['visits'] = 1;
     res.json({ sid: req.sessionID });
   });
+  const held = heldGate();
+  app.post('/held', async (req, res) => {
+    await held.wait();
+    (req.session as unknown as Record<string, unknown>)['visits'] = 2;
+    res.json({ sid: req.sessionID });
+  });
   app.get('/profile', (req, res) => {
     const data = req.session as unknown as Record<string, unknown> | undefined;
     res.json({ user: data?.['user'] ?? null, binding: data?.['tokbind'] ?? null });
@@ -113,6 +138,7 @@ async function expressApp(options: AppOptions): Promise<App> {
   return {
     url: `https://127.0.0.1:${listening.port}`,
     has: (sid) => storeHas(store as unknown as CallbackStore, sid),
+    held,
     close: async () => {
       await listening.close();
       await redis?.close();
@@ -159,6 +185,12 @@ async function fastifyApp(options: AppOptions): Promise<App> {
     request.session.set('visits' as never, 1 as never);
     return { sid: request.session.sessionId };
   });
+  const held = heldGate();
+  app.post('/held', async (request) => {
+    await held.wait();
+    request.session.set('visits' as never, 2 as never);
+    return { sid: request.session.sessionId };
+  });
   app.get('/profile', async (request) => {
     const data = request.session as unknown as Record<string, unknown> | null;
     return { user: data?.['user'] ?? null, binding: data?.['tokbind'] ?? null };
@@ -169,6 +201,7 @@ async function fastifyApp(options: AppOptions): Promise<App> {
   return {
     url: `https://127.0.0.1:${address.port}`,
     has: (sid) => storeHas(store as unknown as CallbackStore, sid),
+    held,
     close: async () => {
       await app.close();
       await redis?.close();

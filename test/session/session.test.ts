@@ -107,6 +107,35 @@ for (const framework of FRAMEWORKS) {
   }
 }
 
+// A destroy must stick: a request of the same session that passed its check before the destroy
+// and changes the session afterwards is saved by the session library when it ends — it must not
+// bring the destroyed session back (Chromium's DBSC refresh did, in CI).
+for (const framework of FRAMEWORKS) {
+  for (const store of STORES) {
+    test(`${framework} + ${store} store: a request in flight when its session is destroyed does not save it back`, async (t) => {
+      const app = await start(t, { framework, store, binding: { policy: 'optional' } });
+      const victim = agent(t);
+      const thief = agent(t);
+      const login = await send(`${app.url}/login`, { method: 'POST', agent: victim });
+      const sid = login.json['sid'] as string;
+      const inFlight = send(`${app.url}/held`, { method: 'POST', agent: victim, cookie: login.cookie });
+      await app.held.arrived;
+      const stolen = await send(`${app.url}/profile`, { agent: thief, cookie: login.cookie });
+      t.is(stolen.status, 403);
+      t.false(await app.has(sid));
+      app.held.release();
+      const answered = await inFlight;
+      t.deepEqual([answered.status, answered.json], [200, { sid }]);
+      t.false(await app.has(sid), 'the in-flight request did not save the destroyed session back');
+      const after = await send(`${app.url}/profile`, { agent: victim, cookie: login.cookie });
+      t.deepEqual([after.status, after.json['user']], [200, null]);
+      // Another session of the same store is saved as before.
+      const again = await send(`${app.url}/login`, { method: 'POST', agent: victim });
+      t.true(await app.has(again.json['sid'] as string));
+    });
+  }
+}
+
 for (const framework of FRAMEWORKS) {
   test(`${framework}: the bound session stores { method, tbh, boundAt } for the victim's ID; the session id changes on bindSession`, async (t) => {
     const app = await start(t, { framework, store: 'memory', binding: { policy: 'optional' } });

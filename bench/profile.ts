@@ -7,6 +7,7 @@
  *   node dist/bench/profile.js breakdown         ns per step of the uncached path (no profiler)
  *   node dist/bench/profile.js request           tokbind server under keep-alive load
  *   node dist/bench/profile.js request-newconn   tokbind server, one TLS connection per request
+ *   node dist/bench/profile.js request-metrics   the same with a prom-client registry attached (tokbind/metrics)
  *   node dist/bench/profile.js request-plain     plain https server (for comparison)
  *   node dist/bench/profile.js request-floor-newconn  the new-connection floor server (EKM + 1 raw verify)
  *
@@ -73,7 +74,7 @@ function microLoop(name: string): void {
   console.log(`${name}: ${Math.round(n / seconds)} ops/s under the profiler`);
 }
 
-async function requestProfile(kind: 'plain' | 'tokbind' | 'floor', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
+async function requestProfile(kind: 'plain' | 'tokbind' | 'tokbind_metrics' | 'floor', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
   const children: Child[] = [];
   const pinning = detectPinning();
   const ctx: BenchContext = {
@@ -145,6 +146,14 @@ function breakdown(): void {
   }
 }
 
+const REQUEST_KINDS: Record<string, 'plain' | 'tokbind' | 'tokbind_metrics' | 'floor'> = {
+  request: 'tokbind',
+  'request-newconn': 'tokbind',
+  'request-metrics': 'tokbind_metrics',
+  'request-plain': 'plain',
+  'request-floor-newconn': 'floor',
+};
+
 async function main(): Promise<void> {
   if (target === 'breakdown') {
     breakdown();
@@ -162,8 +171,8 @@ async function main(): Promise<void> {
         timeout: (seconds + 120) * 1000,
       });
       if (r.status !== 0) throw new Error(`profiled child failed (${r.status})`);
-    } else if (target === 'request' || target === 'request-newconn' || target === 'request-plain' || target === 'request-floor-newconn') {
-      const kind = target === 'request-plain' ? 'plain' : target === 'request-floor-newconn' ? 'floor' : 'tokbind';
+    } else if (target in REQUEST_KINDS) {
+      const kind = REQUEST_KINDS[target]!;
       await requestProfile(kind, target.endsWith('newconn') ? 'newconn' : 'keepalive', dir);
     } else {
       throw new Error(`unknown target ${target}`);

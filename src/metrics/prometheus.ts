@@ -4,6 +4,7 @@
  */
 import { Counter, Histogram, type Registry, type RegistryContentType } from 'prom-client';
 import { subscribeTokenBindingChannels, type TokenBindingSink } from './channels.js';
+import { TallyHistogram, tallyCounter, type CounterTally } from './tally.js';
 
 /** Latency buckets for verification, in seconds: cache hits (~1 µs) to the pure-JS backend (ms). */
 export const VERIFICATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([
@@ -47,7 +48,6 @@ export interface TokenBindingMetrics {
   unregister(): void;
 }
 
-type Labels<K extends string> = Partial<Record<K, string>>;
 
 function checkBuckets(buckets: readonly number[] | undefined, name: string): number[] | undefined {
   if (buckets === undefined) return undefined;
@@ -55,22 +55,6 @@ function checkBuckets(buckets: readonly number[] | undefined, name: string): num
     throw new TypeError(`${name} must be a non-empty, increasing list of positive numbers`);
   }
   return [...buckets];
-}
-
-/**
- * Label objects are interned: a busy server increments the same few series on every request, and
- * reusing the object keeps the subscriber allocation-free.
- */
-function interner<K extends string>(): (key: string, make: () => Labels<K>) => Labels<K> {
-  const cache = new Map<string, Labels<K>>();
-  return (key, make) => {
-    let labels = cache.get(key);
-    if (labels === undefined) {
-      labels = Object.freeze(make());
-      cache.set(key, labels);
-    }
-    return labels;
-  };
 }
 
 /**
@@ -120,16 +104,22 @@ export function registerTokenBindingMetrics(registry: Registry<RegistryContentTy
     registered.push(def.name);
     return metric;
   };
+  const tallied = <K extends string>(def: { name: string; labels: readonly K[] }, help: string): CounterTally => {
+    const { tally } = tallyCounter<K>({ name: def.name, help, labelNames: def.labels, registers });
+    registered.push(def.name);
+    return tally;
+  };
   const histogram = <K extends string>(def: { name: string; labels: readonly K[] }, help: string, buckets: number[]): Histogram<K> => {
     const metric = new Histogram<K>({ name: def.name, help, labelNames: def.labels, buckets, registers });
     registered.push(def.name);
     return metric;
   };
 
-  let verifications: Counter<'outcome' | 'key_parameters'>;
-  let rejections: Counter<'code'>;
-  let replays: Counter;
-  let duration: Histogram<'cached'>;
+  // The verification series are fed on every request: tallied (./tally.ts), handed to prom-client when scraped.
+  let verifications: CounterTally;
+  let rejections: CounterTally;
+  let replays: CounterTally;
+  let duration: TallyHistogram;
   let tlsUnmet: Counter<'reason' | 'protocol'>;
   let sessions: Counter<'outcome' | 'method' | 'reason'>;
   let tokens: Counter<'outcome' | 'method' | 'code'>;
@@ -137,10 +127,12 @@ export function registerTokenBindingMetrics(registry: Registry<RegistryContentTy
   let proxyRequests: Counter<'role' | 'outcome' | 'code' | 'status_class'>;
   let proxyDuration: Histogram<'role' | 'outcome'>;
   try {
-    verifications = counter(m.verifications, 'Sec-Token-Binding verifications by outcome (accepted, rejected, replayed, absent) and key parameters.');
-    rejections = counter(m.rejections, 'Refused Sec-Token-Binding headers by error code (replays included).');
-    replays = counter(m.replays, 'Sec-Token-Binding messages that verified on one connection and were presented on another (captured and replayed).');
-    duration = histogram(m.verificationDuration, 'Time to decide on a Sec-Token-Binding header, cache hits (cached="true") apart.', verificationBuckets);
+    verifications = tallied(m.verifications, 'Sec-Token-Binding verifications by outcome (accepted, rejected, replayed, absent) and key parameters.');
+    rejections = tallied(m.rejections, 'Refused Sec-Token-Binding headers by error code (replays included).');
+    replays = tallied(m.replays, 'Sec-Token-Binding messages that verified on one connection and were presented on another (captured and replayed).');
+    const d = m.verificationDuration;
+    duration = new TallyHistogram(d.name, 'Time to decide on a Sec-Token-Binding header, cache hits (cached="true") apart.', d.labels[0], verificationBuckets, registers);
+    registered.push(d.name);
     tlsUnmet = counter(m.tlsConditionsUnmet, 'TLS connections that cannot carry Token Binding, by reason (no-ems, tls-version, renegotiation, ...).');
     sessions = counter(m.sessions, 'Bound-session checks by outcome, method and reason.');
     tokens = counter(m.tokens, 'Bound-token checks by outcome, method and error code.');
@@ -155,16 +147,12 @@ export function registerTokenBindingMetrics(registry: Registry<RegistryContentTy
     throw err;
   }
 
-  const verificationLabels = interner<'outcome' | 'key_parameters'>();
-  const rejectionLabels = interner<'code'>();
-  const CACHED = Object.freeze({ cached: 'true' });
-  const UNCACHED = Object.freeze({ cached: 'false' });
   const sink: TokenBindingSink = {
     verification(outcome, keyParameters, code, cached, secs) {
-      verifications.inc(verificationLabels(`${outcome}|${keyParameters}`, () => ({ outcome, key_parameters: keyParameters })));
-      if (code !== null) rejections.inc(rejectionLabels(code, () => ({ code })));
-      if (outcome === 'replayed') replays.inc();
-      if (secs !== null) duration.observe(cached ? CACHED : UNCACHED, secs);
+      verifications.add(outcome, keyParameters);
+      if (code !== null) rejections.add(code);
+      if (outcome === 'replayed') replays.add('');
+      if (secs !== null) duration.observe(cached ? 'true' : 'false', secs);
     },
     tlsConditionsUnmet(reason, protocol) {
       tlsUnmet.inc({ reason, protocol });

@@ -37,8 +37,8 @@ export interface VerifyEvent {
    */
   readonly keyParameters?: KeyParametersName | number;
   /**
-   * `true` on a rejection of a value that verified earlier on another connection: a captured
-   * message replayed (the code stays `ERR_TB_SIGNATURE_INVALID`, see replay.ts).
+   * `true` on a rejection of a message whose provided signature verified earlier on another
+   * connection: a captured message replayed (the code stays `ERR_TB_SIGNATURE_INVALID`, see replay.ts).
    */
   readonly replayed?: true;
 }

@@ -212,11 +212,11 @@ function evaluate(
   let verdict: CachedVerdict;
   try {
     verdict = checkSignatures(message, ekm, options);
-    rememberVerified(value);
+    rememberVerified(message.provided.signature);
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
-    // A value that verified on another connection: a captured message, replayed (replay.ts).
-    verdict = markIfReplayed(value, err);
+    // A provided signature that verified on another connection: a captured message, replayed (replay.ts).
+    verdict = markIfReplayed(message.provided.signature, err);
   }
   // Beside the verdicts other configurations reached for this value; under this caller's cap.
   if (state != null) rememberVerification(state, value, withVerdict(entry, options, verdict), options.maxDistinctMessages);
@@ -265,7 +265,7 @@ function settle(verdict: CachedVerdict, started: number, cached: boolean): Token
  *   any check; with a per-connection `state`, a message that would take the connection past
  *   `maxSignaturesPerConnection` checks (default 16) in all: `ERR_TB_SIGNATURE_BUDGET`;
  * - any signature that does not verify, including one on a binding of unknown type with known key
- *   parameters: `ERR_TB_SIGNATURE_INVALID` (with `cause.replayed: true` when the same value
+ *   parameters: `ERR_TB_SIGNATURE_INVALID` (with `cause.replayed: true` when the same provided signature
  *   verified earlier on another connection: a captured message replayed, see replay.ts). A referred binding with unknown key parameters is
  *   accepted but exposed as `referred: null`; unknown types with unknown key parameters are
  *   ignored.

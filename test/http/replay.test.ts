@@ -1,10 +1,12 @@
 /**
- * Replay detection (src/http/replay.ts): a value that verified on one connection and fails its
- * signature on another is marked `cause.replayed`, keeps its code, and is published as such.
+ * Replay detection (src/http/replay.ts): a message whose provided signature verified on one
+ * connection and fails on another is marked `cause.replayed`, keeps its code, and is published as such.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { decodeSecTokenBindingHeader } from '../../src/codec/header.js';
+import { encodeTokenBindingMessage, parseTokenBindingMessage } from '../../src/codec/message.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../../src/crypto/sign.js';
 import { TokenBindingError } from '../../src/errors.js';
 import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
@@ -60,10 +62,11 @@ test.serial('only signature failures are replays; other codes pass through uncha
   const elsewhere = refusal(() => verifyTokenBindingHeader(header, { ekm: randomBytes(32), negotiatedKeyParameters: [1] }));
   t.is(elsewhere.code, 'ERR_TB_KEY_PARAMETERS_NOT_ACCEPTED');
   t.false(isReplayed(elsewhere));
+  const signature = parseTokenBindingMessage(decodeSecTokenBindingHeader(header)).bindings[0]!.signature;
   const other = new TokenBindingError('ERR_TB_MALFORMED');
-  t.is(markIfReplayed(header, other), other);
+  t.is(markIfReplayed(signature, other), other);
   // A cause that is an Error is replaced by the facts (never kept as a nested object).
-  const wrapped = markIfReplayed(header, new TokenBindingError('ERR_TB_SIGNATURE_INVALID', undefined, new Error('inner')));
+  const wrapped = markIfReplayed(signature, new TokenBindingError('ERR_TB_SIGNATURE_INVALID', undefined, new Error('inner')));
   t.deepEqual(wrapped.cause, { replayed: true });
   t.false(isReplayed(new TokenBindingError('ERR_TB_SIGNATURE_INVALID', undefined, new Error('x'))));
   t.false(isReplayed(new TokenBindingError('ERR_TB_SIGNATURE_INVALID')));
@@ -80,11 +83,34 @@ test.serial('the table forgets on clear; its memory is fixed whatever the traffi
   t.is(REPLAY_TABLE_SLOTS, 16384);
   // Twice as many distinct verified values as slots: at most one per slot is remembered.
   const n = 2 * REPLAY_TABLE_SLOTS;
-  for (let i = 0; i < n; i++) rememberVerified(`value-${i}`);
+  const signature = (i: number): Buffer => Buffer.from(`signature-${i}`);
+  for (let i = 0; i < n; i++) rememberVerified(signature(i));
   const signatureInvalid = new TokenBindingError('ERR_TB_SIGNATURE_INVALID');
   let remembered = 0;
-  for (let i = 0; i < n; i++) if (isReplayed(markIfReplayed(`value-${i}`, signatureInvalid))) remembered++;
+  for (let i = 0; i < n; i++) if (isReplayed(markIfReplayed(signature(i), signatureInvalid))) remembered++;
   t.true(remembered <= REPLAY_TABLE_SLOTS, `${remembered} remembered`);
   t.true(remembered > REPLAY_TABLE_SLOTS / 2, `${remembered} remembered`);
-  t.true(isReplayed(markIfReplayed(`value-${n - 1}`, signatureInvalid)), 'the newest value is always remembered');
+  t.true(isReplayed(markIfReplayed(signature(n - 1), signatureInvalid)), 'the newest signature is always remembered');
+  // Signatures longer than any registered key parameters make are fingerprinted too (the long way).
+  rememberVerified(Buffer.alloc(4096, 7));
+  t.true(isReplayed(markIfReplayed(Buffer.alloc(4096, 7), signatureInvalid)));
+  t.false(isReplayed(markIfReplayed(Buffer.alloc(4096, 8), signatureInvalid)));
+  t.false(isReplayed(markIfReplayed(Buffer.alloc(64, 7), signatureInvalid)), 'a prefix is another signature');
+});
+
+test.serial('a replay that changes the message around the captured signature is still a replay', (t) => {
+  const a = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const b = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const header = createSecTokenBindingHeader({ provided: key, ekm: a.ekm });
+  t.not(verifyTokenBindingHeader(header, a), null);
+  // The captured provided binding with an extension appended: another header value, the same signature.
+  const bytes = decodeSecTokenBindingHeader(header);
+  const message = parseTokenBindingMessage(bytes);
+  const binding = message.bindings[0]!;
+  const extended = encodeTokenBindingMessage({ bindings: [{ ...binding, extensions: [{ type: 42, data: new Uint8Array([1, 2, 3]) }] }] });
+  const changed = Buffer.from(extended).toString('base64url');
+  t.not(changed, header);
+  const replay = refusal(() => verifyTokenBindingHeader(changed, b));
+  t.is(replay.code, 'ERR_TB_SIGNATURE_INVALID');
+  t.true(isReplayed(replay));
 });

@@ -15,7 +15,7 @@ import type { RelayKind } from './relay-server.js';
 import type { BenchCertificate } from './lib/cert.js';
 
 const SERVER = new URL('./http-server.js', import.meta.url);
-const RELAY = new URL('./relay-server.js', import.meta.url);
+export const RELAY = new URL('./relay-server.js', import.meta.url);
 const GENERATOR = new URL('./lib/loadgen.js', import.meta.url);
 
 interface Sample extends RunResult {

@@ -9,6 +9,8 @@
  *   node dist/bench/profile.js request-newconn   tokbind server, one TLS connection per request
  *   node dist/bench/profile.js request-metrics   the same with a prom-client registry attached (tokbind/metrics)
  *   node dist/bench/profile.js request-plain     plain https server (for comparison)
+ *   node dist/bench/profile.js relay-proxy       tokbind proxy in front of its backend (one process), keep-alive
+ *   node dist/bench/profile.js relay-proxy-plain the undici relay it is measured against
  *   node dist/bench/profile.js request-floor-newconn  the new-connection floor server (EKM + 1 raw verify)
  *
  * Options: --seconds=N (default 5), --keep (keep the .cpuprofile files, printed paths).
@@ -34,7 +36,7 @@ import { asHeaderString } from './lib/strings.js';
 import { DEFAULT_KEY_CACHE_SIZE } from '../src/crypto/lru.js';
 import { createSecTokenBindingHeader, generateTokenBindingKey } from '../src/crypto/sign.js';
 import { verifyTokenBindingHeader } from '../src/http/verify.js';
-import { startRig, runOnce } from './http.js';
+import { RELAY, startRig, runOnce } from './http.js';
 import { createBenchCertificate } from './lib/cert.js';
 import { QUICK } from './lib/context.js';
 import type { BenchContext } from './lib/context.js';
@@ -74,7 +76,9 @@ function microLoop(name: string): void {
   console.log(`${name}: ${Math.round(n / seconds)} ops/s under the profiler`);
 }
 
-async function requestProfile(kind: 'plain' | 'tokbind' | 'tokbind_metrics' | 'floor', mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
+type ProfiledKind = 'plain' | 'tokbind' | 'tokbind_metrics' | 'floor' | 'proxy_tokbind' | 'proxy_plain';
+
+async function requestProfile(kind: ProfiledKind, mode: 'keepalive' | 'newconn', dir: string): Promise<void> {
   const children: Child[] = [];
   const pinning = detectPinning();
   const ctx: BenchContext = {
@@ -94,7 +98,10 @@ async function requestProfile(kind: 'plain' | 'tokbind' | 'tokbind_metrics' | 'f
     },
   };
   try {
-    const rig = await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+    const relay = kind === 'proxy_tokbind' || kind === 'proxy_plain';
+    const rig = relay
+      ? await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`], ctx.cert, RELAY)
+      : await startRig(ctx, [kind], ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
     const r = await runOnce(ctx, rig, kind, {
       mode,
       auth: kind === 'plain' ? 'none' : 'tokbind',
@@ -146,12 +153,14 @@ function breakdown(): void {
   }
 }
 
-const REQUEST_KINDS: Record<string, 'plain' | 'tokbind' | 'tokbind_metrics' | 'floor'> = {
+const REQUEST_KINDS: Record<string, ProfiledKind> = {
   request: 'tokbind',
   'request-newconn': 'tokbind',
   'request-metrics': 'tokbind_metrics',
   'request-plain': 'plain',
   'request-floor-newconn': 'floor',
+  'relay-proxy': 'proxy_tokbind',
+  'relay-proxy-plain': 'proxy_plain',
 };
 
 async function main(): Promise<void> {

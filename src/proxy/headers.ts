@@ -22,10 +22,21 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** The client's forwarding claims: an edge proxy writes its own, it never relays a client's. */
 const FORWARDING_HEADERS: ReadonlySet<string> = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
+/** Nothing listed: what nearly every request and response has (no allocation for it). */
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+/** The `Connection` values nearly every message carries, parsed once. */
+const COMMON_CONNECTION_VALUES: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['keep-alive', new Set(['keep-alive'])],
+  ['close', new Set(['close'])],
+]);
+
 /** Header names a `Connection` field lists (RFC 9110 §7.6.1), lowercase. */
-function connectionOptions(connection: string | readonly string[] | undefined): Set<string> {
+function connectionOptions(connection: string | readonly string[] | undefined): ReadonlySet<string> {
+  if (connection === undefined || connection.length === 0) return NONE_LISTED;
+  const common = typeof connection === 'string' ? COMMON_CONNECTION_VALUES.get(connection) : undefined;
+  if (common !== undefined) return common;
   const names = new Set<string>();
-  if (connection === undefined) return names;
   for (const value of typeof connection === 'string' ? [connection] : connection) {
     for (const token of value.split(',')) {
       const name = token.trim().toLowerCase();
@@ -35,9 +46,9 @@ function connectionOptions(connection: string | readonly string[] | undefined): 
   return names;
 }
 
-function connectionValues(raw: readonly string[]): string[] {
-  const values: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') values.push(raw[i + 1]!);
+function connectionValues(raw: readonly string[]): string[] | undefined {
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') (values ??= []).push(raw[i + 1]!);
   return values;
 }
 
@@ -120,7 +131,9 @@ function forwardedNode(address: string | undefined): string {
 }
 
 function quoted(value: string): string {
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  // Hosts rarely hold a quote or a backslash: escape only when one is there.
+  const escaped = value.includes('"') || value.includes('\\') ? value.replace(/[\\"]/g, (c) => `\\${c}`) : value;
+  return `"${escaped}"`;
 }
 
 /**

@@ -91,34 +91,69 @@ function defaultClientAddress(req: FrontRequest): string | undefined {
 }
 
 /**
- * Builds the upstream request headers and (with a forward key) the assertion for one verified
- * request or upgrade.
+ * RFC 9440 `Client-Cert` of a connection (null: none presented), read once per TLS connection —
+ * a connection's certificate does not change (renegotiation is refused), and
+ * `getPeerCertificate` builds a new object on every call.
  */
-async function upstreamHeaders(
+const clientCertHeaders = new WeakMap<object, string | null>();
+
+function clientCertHeader(socket: TLSSocket | undefined): string | null {
+  if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return null;
+  let header = clientCertHeaders.get(socket);
+  if (header === undefined) {
+    const peer = socket.getPeerCertificate(false)?.raw;
+    header = peer instanceof Uint8Array && peer.length > 0 ? formatClientCertHeader(peer) : null;
+    clientCertHeaders.set(socket, header);
+  }
+  return header;
+}
+
+/**
+ * Builds the upstream request headers for one verified request or upgrade — at once, or (with a
+ * forward key) once the assertion is signed.
+ */
+function upstreamHeaders(
   req: FrontRequest,
   signer: ForwardingSigner | null,
   clientAddress: (req: FrontRequest) => string | undefined,
-): Promise<string[]> {
+): string[] | Promise<string[]> {
   const forwarded = formatForwardedTokenBindingHeaders(req.tokenBinding ?? null);
   const add: [string, string][] = Object.entries(forwarded) as [string, string][];
   const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
   add.push(...forwardingHeaders(clientAddress(req), 'https', host));
   // RFC 9440: the client certificate of the connection this hop terminated (when it asked for one),
   // for certificate-bound tokens (RFC 8705) at the backend; client-sent copies are stripped.
-  const socket = (req.socket ?? (req as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket) as TLSSocket | undefined;
-  const peer = typeof socket?.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
-  if (peer instanceof Uint8Array && peer.length > 0) add.push([CLIENT_CERT_HEADER, formatClientCertHeader(peer)]);
-  if (signer !== null) {
-    const assertion = await signer.sign({
+  const cert = clientCertHeader((req.socket ?? (req as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket) as TLSSocket | undefined);
+  if (cert !== null) add.push([CLIENT_CERT_HEADER, cert]);
+  if (signer === null) return requestHeadersForUpstream(req.rawHeaders, { keepHost: true, add });
+  return signer
+    .sign({
       htm: req.method ?? 'GET',
       htp: req.url ?? '/',
       provided: forwarded[SEC_PROVIDED_TOKEN_BINDING_ID] ?? null,
       referred: forwarded[SEC_REFERRED_TOKEN_BINDING_ID] ?? null,
       other: forwarded[SEC_OTHER_TOKEN_BINDING_ID] ?? null,
+    })
+    .then((assertion) => {
+      add.push([SEC_TOKEN_BINDING_ASSERTION, assertion]);
+      return requestHeadersForUpstream(req.rawHeaders, { keepHost: true, add });
     });
-    add.push([SEC_TOKEN_BINDING_ASSERTION, assertion]);
+}
+
+/**
+ * Runs `relay` with the request's upstream headers: now when they are ready, else once signed;
+ * `fail` when building them throws (a `clientAddress` hook) or signing fails.
+ */
+function withUpstreamHeaders(build: () => string[] | Promise<string[]>, relay: (headers: string[]) => void, fail: (err: unknown) => void): void {
+  let headers: string[] | Promise<string[]>;
+  try {
+    headers = build();
+  } catch (err) {
+    fail(err);
+    return;
   }
-  return requestHeadersForUpstream(req.rawHeaders, { keepHost: true, add });
+  if (Array.isArray(headers)) relay(headers);
+  else headers.then(relay, fail);
 }
 
 /**
@@ -157,17 +192,17 @@ export function createProxy(options: ProxyOptions): TokenBindingProxy {
 
   const onRequest = (req: FrontRequest, res: FrontResponse): void => {
     const started = proxyClock();
-    upstreamHeaders(req, signer, clientAddress).then(
+    withUpstreamHeaders(
+      () => upstreamHeaders(req, signer, clientAddress),
       (headers) => relayRequest(target, req, res, headers, started),
-      (err: unknown) => {
-        // Only signing can fail here; the request must not go out unsigned.
-        res.destroy(err as Error);
-      },
+      // The request must not go out unsigned, nor with headers half-built.
+      (err) => res.destroy(err as Error),
     );
   };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const started = proxyClock();
-    upstreamHeaders(req, signer, clientAddress).then(
+    withUpstreamHeaders(
+      () => upstreamHeaders(req, signer, clientAddress),
       (headers) => relayUpgrade(target, req, socket, head, headers, started),
       () => socket.destroy(),
     );

@@ -303,6 +303,31 @@ test.serial('an unreachable upstream is a 502 problem+json and an error event wi
   }
 });
 
+test('a clientAddress hook that throws: the request is cut, never forwarded, and the proxy serves the next one', async (t) => {
+  const upstream = await startUpstream();
+  let calls = 0;
+  const proxy = await startTestProxy(upstream.url, {
+    clientAddress: () => {
+      if (++calls === 1) throw new Error('the hook broke');
+      return '192.0.2.7';
+    },
+  });
+  try {
+    const first = await openConnection(proxy.port, { tls: 'TLSv1.3' });
+    await t.throwsAsync(first.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: first.ekm }) }));
+    await first.close().catch(() => undefined);
+    t.is(upstream.received.length, 0);
+    const second = await openConnection(proxy.port, { tls: 'TLSv1.3' });
+    const res = await second.request('/', { 'sec-token-binding': createSecTokenBindingHeader({ provided: key, ekm: second.ekm }) });
+    await second.close();
+    t.is(res.status, 200);
+    t.deepEqual(rawValues(upstream.received[0]!.rawHeaders, 'x-forwarded-for'), ['192.0.2.7']);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
 /** Repeats `chunk` until `total` bytes, counting what was pulled. */
 function counted(total: number, chunk: Buffer, onPull: (sent: number) => void): Readable {
   let sent = 0;

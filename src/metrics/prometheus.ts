@@ -48,7 +48,6 @@ export interface TokenBindingMetrics {
   unregister(): void;
 }
 
-
 function checkBuckets(buckets: readonly number[] | undefined, name: string): number[] | undefined {
   if (buckets === undefined) return undefined;
   if (!Array.isArray(buckets) || buckets.length === 0 || !buckets.every((b, i) => Number.isFinite(b) && b > 0 && (i === 0 || b > buckets[i - 1]!))) {

@@ -123,7 +123,8 @@ function upstreamHeaders(
   add.push(...forwardingHeaders(clientAddress(req), 'https', host));
   // RFC 9440: the client certificate of the connection this hop terminated (when it asked for one),
   // for certificate-bound tokens (RFC 8705) at the backend; client-sent copies are stripped.
-  const cert = clientCertHeader((req.socket ?? (req as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket) as TLSSocket | undefined);
+  // HTTP/2: the session's socket (one per connection; the compat `req.socket` is one per stream).
+  const cert = clientCertHeader(('stream' in req ? req.stream.session?.socket : req.socket) as TLSSocket | undefined);
   if (cert !== null) add.push([CLIENT_CERT_HEADER, cert]);
   if (signer === null) return requestHeadersForUpstream(req.rawHeaders, { keepHost: true, add });
   return signer

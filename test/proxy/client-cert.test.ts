@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
@@ -21,7 +22,7 @@ import { AUDIENCE, ISSUER, createIssuer } from '../token/_rs.js';
 
 const issuer = await createIssuer();
 
-async function rig(trusted: readonly string[]) {
+async function rig(trusted: readonly string[], http2 = false) {
   const seen: (string | undefined)[] = [];
   const verifier = createAccessTokenVerifier({
     issuer: ISSUER,
@@ -42,7 +43,7 @@ async function rig(trusted: readonly string[]) {
     upstream: `http://127.0.0.1:${(backend.address() as AddressInfo).port}`,
     key: testCertificate.key,
     cert: testCertificate.cert,
-    http2: false,
+    http2,
     tls: { requestCert: true, rejectUnauthorized: false },
   });
   const front = await listen(proxy.server);
@@ -116,4 +117,24 @@ test('a backend that does not trust the proxy\'s address ignores its Client-Cert
   const owner = await createTestCertificate({ commonName: 'owner2', altNames: ['owner2.test'] });
   const token = await issuer.mint({ cnf: certificateConfirmation(new Uint8Array(new X509Certificate(owner.cert).raw)) });
   t.is((await call(port, { token, cert: owner })).status, 401);
+});
+
+test('an HTTP/2 front forwards the connection\'s certificate on every stream of the session', async (t) => {
+  const { port, seen, close } = await rig(['127.0.0.1'], true);
+  t.teardown(close);
+  const owner = await createTestCertificate({ commonName: 'owner3', altNames: ['owner3.test'] });
+  const ownerDer = new Uint8Array(new X509Certificate(owner.cert).raw);
+  const token = await issuer.mint({ cnf: certificateConfirmation(ownerDer) });
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: testCertificate.ca, servername: 'localhost', key: owner.key, cert: owner.cert });
+  t.teardown(() => session.close());
+  const get = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const stream = session.request({ ':path': '/api', authorization: `Bearer ${token}` });
+      stream.on('response', (headers) => resolve(Number(headers[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+      stream.end();
+    });
+  t.deepEqual(await Promise.all([get(), get(), get()]), [200, 200, 200]);
+  t.deepEqual(seen, Array(3).fill(formatClientCertHeader(ownerDer)));
 });

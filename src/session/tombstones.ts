@@ -46,7 +46,13 @@ function guard(store: GuardableStore, ids: Map<string, number>, method: 'set' | 
     return undefined;
   };
   // An own property that shadows the prototype's method; the store object is otherwise untouched.
-  Object.defineProperty(store, method, { value: guarded, writable: true, configurable: true, enumerable: false });
+  // A store that cannot take one (frozen, sealed) is left unguarded: the destroy itself still
+  // happens, only the in-flight save is not stopped.
+  try {
+    Object.defineProperty(store, method, { value: guarded, writable: true, configurable: true, enumerable: false });
+  } catch {
+    // not extensible
+  }
 }
 
 function idsFor(store: GuardableStore): Map<string, number> {

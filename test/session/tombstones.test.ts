@@ -51,6 +51,14 @@ test('past the cap the oldest id is forgotten first', async (t) => {
   t.is(await get(store, 'sid-2'), undefined);
 });
 
+test('a frozen store cannot be guarded: burying an id still works and the store is as before', async (t) => {
+  const store = new session.MemoryStore();
+  Object.freeze(store);
+  t.notThrows(() => bury(store, 'a'));
+  await set(store, 'a', data('saved: nothing could stop it'));
+  t.like(await get(store, 'a'), { user: 'saved: nothing could stop it' });
+});
+
 test('the store and id of express-session and @fastify/session shapes; anything else is left alone', (t) => {
   const store = new session.MemoryStore();
   t.is(storeOf({ sessionStore: store }), store);

@@ -3,22 +3,10 @@
  */
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
-import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import { Server as TlsServer } from 'node:tls';
 import { keepRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { installTokenBinding } from './server.js';
-
-/**
- * The server's TLS options cannot be changed any more, so renegotiation is refused per socket.
- * Node then only emits ERR_TLS_RENEGOTIATION_DISABLED, and a 'clientError' listener of the
- * application's could keep the connection open with a new EKM: close it here, whatever others do.
- */
-function refuseRenegotiation(socket: TLSSocket): void {
-  socket.disableRenegotiation();
-  socket.on('error', (err: Error & { code?: unknown }) => {
-    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') socket.destroy();
-  });
-}
 
 /**
  * Installs on an existing `https.Server` or `http2.createSecureServer` server what tokbind's own
@@ -56,9 +44,10 @@ export function attachTokenBinding<S extends HttpsServer | Http2SecureServer>(se
   if (!(server instanceof TlsServer)) throw new TypeError('server must be an https.Server or an HTTP/2 secure server');
   const resolved = resolveTokenBindingOptions(options);
   if (installTokenBinding(server, resolved)) {
-    // Contexts made later (setSecureContext, a certificate rotation) refuse it in OpenSSL too.
+    // The server's TLS options cannot be changed any more: renegotiation is refused on each
+    // connection (and a connection that attempts one is closed, whatever the application's
+    // 'clientError' listener does); contexts made later (setSecureContext) refuse it in OpenSSL too.
     keepRenegotiationRefused(server);
-    server.prependListener('secureConnection', refuseRenegotiation);
   }
   return server;
 }

@@ -109,7 +109,7 @@ const captureOptions = new WeakMap<ResolvedTokenBindingOptions, ConnectionFactsO
 function captureOptionsOf(options: ResolvedTokenBindingOptions): ConnectionFactsOptions {
   let capture = captureOptions.get(options);
   if (capture === undefined) {
-    capture = { keyParameters: options.keyParameters, maxDistinctMessages: options.maxDistinctMessages };
+    capture = Object.freeze({ keyParameters: options.keyParameters, maxDistinctMessages: options.maxDistinctMessages });
     captureOptions.set(options, capture);
   }
   return capture;

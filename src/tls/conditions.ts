@@ -37,10 +37,10 @@ const refusing = new WeakSet<TlsServer>();
  * - `server.setSecureContext(options)` (a certificate rotation) builds the new context from
  *   `options` alone, so a plain call would drop `SSL_OP_NO_RENEGOTIATION` for every later
  *   connection; here the options pass through {@link withRenegotiationRefused} first;
- * - every connection also gets `tlsSocket.disableRenegotiation()` at 'secureConnection': whatever
- *   context it ended up with (an SNI context from `addContext` or `SNICallback`, say), a
- *   renegotiation handshake that starts is a TLS error, and tokbind's servers then close the
- *   connection.
+ * - every TLS 1.2 (or older) connection also gets `tlsSocket.disableRenegotiation()` at
+ *   'secureConnection': whatever context it ended up with (an SNI context from `addContext` or
+ *   `SNICallback`, say), a renegotiation handshake that starts is a TLS error, and the connection
+ *   is closed even when the application handles 'clientError' itself. TLS 1.3 has none.
  *
  * Idempotent. tokbind's `createServer` and `createSecureServer` call it.
  *
@@ -61,14 +61,24 @@ export function keepRenegotiationRefused(server: TlsServer): void {
   server.setSecureContext = function (this: TlsServer, options: SecureContextOptions): void {
     Reflect.apply(setSecureContext, this, [withRenegotiationRefused(options as TlsOptions)]);
   };
-  server.prependListener('secureConnection', (socket: TLSSocket) => {
-    socket.disableRenegotiation();
-    // Node only reports the attempt as an error; an application 'clientError' listener may keep
-    // the socket. A connection that tried to renegotiate is closed, whoever else listens.
-    socket.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') socket.destroy();
-    });
-  });
+  server.prependListener('secureConnection', refuseRenegotiation);
+}
+
+/** Closes a connection that attempted a renegotiation (one function for every socket). */
+function closeOnRenegotiation(this: TLSSocket, err: Error & { code?: string }): void {
+  if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') this.destroy();
+}
+
+/**
+ * Refuses renegotiation on one connection: `disableRenegotiation()`, and — since Node only
+ * reports the attempt as an error and an application 'clientError' listener may keep the socket —
+ * closes a connection that tried, whoever else listens. TLS 1.3 has no renegotiation (RFC 8446
+ * §4.1.2: a ClientHello after the handshake is a protocol error): nothing to do there.
+ */
+function refuseRenegotiation(socket: TLSSocket): void {
+  if (socket.getProtocol() === 'TLSv1.3') return;
+  socket.disableRenegotiation();
+  socket.on('error', closeOnRenegotiation);
 }
 
 /** Why a connection cannot carry Token Binding. */

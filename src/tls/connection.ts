@@ -112,6 +112,15 @@ function checkOptions(options: ConnectionFactsOptions): void {
   }
 }
 
+/** Frozen options already checked (a server's, passed on every connection): checked once. */
+const checked = new WeakSet<ConnectionFactsOptions>();
+
+function checkOnce(options: ConnectionFactsOptions): void {
+  if (checked.has(options)) return;
+  checkOptions(options);
+  if (Object.isFrozen(options) && (options.keyParameters === undefined || Object.isFrozen(options.keyParameters))) checked.add(options);
+}
+
 function isTlsSocket(socket: unknown): socket is TLSSocket {
   return (
     typeof socket === 'object' &&
@@ -269,7 +278,7 @@ function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsO
  */
 export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFactsOptions = {}): ConnectionFacts {
   if (!isTlsSocket(socket)) throw new TypeError('socket must be a TLSSocket');
-  checkOptions(options);
+  checkOnce(options);
   const existing = findRecord(socket);
   if (existing !== undefined) return existing.facts;
   if (socket.getProtocol() === null) throw new TypeError('the TLS connection is not secure yet');

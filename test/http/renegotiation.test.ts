@@ -12,6 +12,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import test from 'ava';
 import { createSecureServer } from '../../src/http/http2.js';
+import { attachTokenBinding } from '../../src/http/attach.js';
 import { createServer } from '../../src/http/server.js';
 import { keepRenegotiationRefused, withRenegotiationRefused } from '../../src/tls/conditions.js';
 import { exportTokenBindingKeyingMaterial } from '../../src/tls/ekm.js';
@@ -139,6 +140,23 @@ test('createServer: a renegotiation on an SNI context without the refusal, under
   const { port, close } = await listen(server);
   try {
     const attempt = await attemptRenegotiation(server, port, { servername: 'other.localhost' });
+    t.false(attempt.renegotiated);
+    t.false(attempt.ekmChanged);
+    t.true(attempt.closed);
+  } finally {
+    await close();
+  }
+});
+
+test('attachTokenBinding on an https server created without the refusal: a renegotiation closes the connection, even under a clientError listener that keeps sockets', async (t) => {
+  const server = attachTokenBinding(https.createServer({ key: testCertificate.key, cert: testCertificate.cert }, (_req, res) => res.end('ok')));
+  server.on('clientError', () => {});
+  // Node's own listener, tokbind's fact capture, and one refusal per connection (not two).
+  const plain = https.createServer().listeners('secureConnection').length;
+  t.is(server.listeners('secureConnection').length, plain + 2);
+  const { port, close } = await listen(server);
+  try {
+    const attempt = await attemptRenegotiation(server, port);
     t.false(attempt.renegotiated);
     t.false(attempt.ekmChanged);
     t.true(attempt.closed);

@@ -17,7 +17,7 @@
 
 /** How long a destroyed session's id is remembered: longer than a request lives. */
 export const TOMBSTONE_TTL_MS = 15 * 60_000;
-/** At most this many ids per store (about 100 bytes each). */
+/** At most this many ids per store (an id and an expiry time each). */
 export const MAX_TOMBSTONES = 10_000;
 
 type Callback = (err?: unknown) => void;

@@ -10,39 +10,13 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { TokenBindingErrorCodes } from '../errors.js';
 import { TLS_CHANNEL_NAME, VERIFY_CHANNEL_NAME, type TlsConditionsEvent, type VerifyEvent } from '../http/metrics.js';
+// The other channels' contracts are their publishers' own, one definition each, from modules that
+// load neither a framework nor jose.
+import { PROXY_CHANNEL_NAME, type ProxyEvent } from '../proxy/events.js';
+import { SESSION_CHANNEL_NAME, type SessionEvent } from '../session/binding.js';
+import { TOKEN_CHANNEL_NAME, type TokenEvent } from '../token/events.js';
 
-/** Published by tokbind/session, once per request that carried (or should have carried) a bound session. */
-export const SESSION_CHANNEL_NAME = 'tokbind:session';
-/** Published by tokbind/token, once per bound-token check. */
-export const TOKEN_CHANNEL_NAME = 'tokbind:token';
-/** Published by `tokbind proxy` / `tokbind forward`, once per forwarded request. */
-export const PROXY_CHANNEL_NAME = 'tokbind:proxy';
-
-/** The `tokbind:session` contract. */
-export interface SessionEvent {
-  readonly outcome: 'bound' | 'accepted' | 'rejected';
-  readonly method: 'token-binding' | 'dbsc' | null;
-  readonly reason?: 'mismatch' | 'missing-binding' | 'unbound' | 'expired';
-  readonly action?: 'destroyed' | 'rejected';
-}
-
-/** The `tokbind:token` contract. */
-export interface TokenEvent {
-  readonly outcome: 'accepted' | 'rejected';
-  readonly method: 'tbh' | 'jkt' | 'x5t#S256' | null;
-  readonly code?: string;
-  /** A bound token presented with another client's binding, key or certificate, or a replayed DPoP proof. */
-  readonly stolen: boolean;
-}
-
-/** The `tokbind:proxy` contract. */
-export interface ProxyEvent {
-  readonly role: 'proxy' | 'forward';
-  readonly outcome: 'ok' | 'error';
-  readonly status?: number;
-  readonly durationSeconds: number;
-  readonly code?: string;
-}
+export { PROXY_CHANNEL_NAME, SESSION_CHANNEL_NAME, TOKEN_CHANNEL_NAME, type ProxyEvent, type SessionEvent, type TokenEvent };
 
 /** Normalised observations, every string a bounded label value. */
 export interface TokenBindingSink {

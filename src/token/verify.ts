@@ -24,20 +24,10 @@ import {
 import { TokenBindingError, TokenBindingErrorCodes, type TokenBindingErrorCode } from '../errors.js';
 import type { TokenBindingResult } from '../http/result.js';
 import { ConfirmationMethods, certificateThumbprint, checkConfirmation, confirmationMethod, type ConfirmationMethod } from './cnf.js';
+import { TOKEN_CHANNEL_NAME, type TokenEvent } from './events.js';
 import { DPOP_ALGORITHMS, DpopNonces, MemoryDpopReplayCache, createDpopKeyCache, normalizeHtu, verifyDpopProof, type DpopReplayCache } from './dpop.js';
 
-/** The diagnostics channel every access token decision is published on. */
-export const TOKEN_CHANNEL_NAME = 'tokbind:token';
-
-/** What a `tokbind:token` subscriber receives, once per request that went through verification. */
-export interface TokenEvent {
-  readonly outcome: 'accepted' | 'rejected';
-  /** The token's confirmation method, when known (`null`: unbound, or rejected before `cnf` was read). */
-  readonly method: ConfirmationMethod | null;
-  readonly code?: TokenBindingErrorCode;
-  /** A bound token presented with another client's binding, key or certificate, or a replayed DPoP proof. */
-  readonly stolen: boolean;
-}
+export { TOKEN_CHANNEL_NAME, type TokenEvent } from './events.js';
 
 const tokenChannel = diagnosticsChannel.channel(TOKEN_CHANNEL_NAME);
 

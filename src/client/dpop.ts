@@ -5,6 +5,7 @@
  */
 import { KeyObject, createPublicKey, hash, randomBytes } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, type JWK } from 'jose';
+import { ecdsaJwsAlgorithm } from '../crypto/jws.js';
 import type { TokenBindingKeyStore } from './keystore.js';
 
 /** Key store scope prefix of DPoP keys: never a Token Binding scope (those are host names). */
@@ -13,11 +14,9 @@ export const DPOP_KEY_SCOPE_PREFIX = 'dpop:';
 function algorithmFor(key: KeyObject): string {
   switch (key.asymmetricKeyType) {
     case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve;
-      if (curve === 'prime256v1') return 'ES256';
-      if (curve === 'secp384r1') return 'ES384';
-      if (curve === 'secp521r1') return 'ES512';
-      throw new TypeError(`unsupported EC curve ${String(curve)}`);
+      const algorithm = ecdsaJwsAlgorithm(key);
+      if (algorithm === undefined) throw new TypeError(`unsupported EC curve ${String(key.asymmetricKeyDetails?.namedCurve)}`);
+      return algorithm;
     }
     case 'rsa':
     case 'rsa-pss':

@@ -18,6 +18,7 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { ecdsaJwsAlgorithm } from '../crypto/jws.js';
 import { TokenBindingError } from '../errors.js';
 
 /** The JWS `typ` of a forwarding assertion. */
@@ -47,11 +48,9 @@ function isKeyObject(value: unknown): value is KeyObject {
 export function assertionAlgorithm(key: KeyObject): string {
   switch (key.asymmetricKeyType) {
     case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve;
-      if (curve === 'prime256v1') return 'ES256';
-      if (curve === 'secp384r1') return 'ES384';
-      if (curve === 'secp521r1') return 'ES512';
-      throw new TypeError(`unsupported EC curve for a forwarding key: ${String(curve)}`);
+      const algorithm = ecdsaJwsAlgorithm(key);
+      if (algorithm === undefined) throw new TypeError(`unsupported EC curve for a forwarding key: ${String(key.asymmetricKeyDetails?.namedCurve)}`);
+      return algorithm;
     }
     case 'ed25519':
       return 'EdDSA';

@@ -29,6 +29,7 @@ import {
   type DeviceBoundSessionOptions,
   type SessionBindingOptions,
 } from '../session/index.js';
+import { runMiddleware, type Middleware } from './middleware.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'sid';
@@ -135,8 +136,6 @@ async function loginUser(req: IncomingMessage, url: URL): Promise<string | null>
  */
 export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
   const { store = new session.MemoryStore(), secret = randomBytes(32).toString('base64url'), binding = { policy: 'required' } } = options;
-  // express-session and tokbind/session are connect-style: they run on the plain Node request.
-  type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
   const sessions = session({
     name: SESSION_COOKIE,
     secret,
@@ -151,23 +150,12 @@ export function createDemoApp(options: DemoAppOptions = {}): DemoApp {
       : // Its own key, derived from the cookie secret (never the same MAC key for two purposes).
         deviceBoundSessions({ secret: createHmac('sha256', secret).update('tokbind demo dbsc').digest(), ...(options.dbsc === true ? {} : options.dbsc) });
   const checkBinding = sessionBinding(dbsc === null ? binding : { ...binding, methods: [tokenBindingSessionMethod, dbsc.method] });
-  const run = (middleware: Middleware, req: IncomingMessage, res: ServerResponse): Promise<boolean> =>
-    new Promise((resolve, reject) => {
-      // A middleware that answers itself (a refused session) never calls next: resolve on finish too.
-      const onFinish = (): void => resolve(false);
-      res.once('finish', onFinish);
-      middleware(req, res, (err) => {
-        res.off('finish', onFinish);
-        if (err === undefined || err === null) resolve(true);
-        else reject(err as Error);
-      });
-    });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!(await run(sessions, req, res))) return;
+    if (!(await runMiddleware(sessions, req, res))) return;
     // The DBSC endpoints come before the binding check: a refresh arrives when the bound cookie has expired.
     if (dbsc !== null && (await dbsc.handle(req, req, res))) return;
-    if (!(await run(checkBinding, req, res))) return;
+    if (!(await runMiddleware(checkBinding, req, res))) return;
     const data = (req as { session?: DemoSession & Record<string, unknown> }).session;
     const url = new URL(req.url ?? '/', 'https://demo.invalid');
     switch (url.pathname) {

@@ -36,6 +36,7 @@ import {
   type RefreshTokenBinding,
 } from '../federation/index.js';
 import { signTokenBoundJwt } from '../token/issue.js';
+import { runMiddleware, type Middleware } from './middleware.js';
 import type { DemoStep } from './scenario.js';
 
 /** The client the application is registered as at the provider. */
@@ -235,7 +236,6 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
   }
 
   // ---- the application (relying party) ----
-  type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
   const sessions = session({
     name: 'sid',
     secret: randomBytes(32).toString('base64url'),
@@ -244,16 +244,6 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
     cookie: { secure: true, httpOnly: true, sameSite: 'lax', path: '/', maxAge: 30 * 60 * 1000 },
   }) as unknown as Middleware;
   const checkBinding = sessionBinding({ policy: 'required' }) as unknown as Middleware;
-  const run = (middleware: Middleware, req: IncomingMessage, res: ServerResponse): Promise<boolean> =>
-    new Promise((resolve, reject) => {
-      const onFinish = (): void => resolve(false);
-      res.once('finish', onFinish);
-      middleware(req, res, (err) => {
-        res.off('finish', onFinish);
-        if (err === undefined || err === null) resolve(true);
-        else reject(err as Error);
-      });
-    });
   const idTokens = createIdTokenVerifier({ issuer: idp, clientId: FEDERATION_CLIENT_ID, jwks: { keys: [jwk] } });
   /** state → nonce of sign-ins under way: the application's own state. */
   const pending = new Map<string, string>();
@@ -261,7 +251,7 @@ export async function startFederationDemo(options: FederationDemoOptions = {}): 
   const backChannel = new TokenBindingDispatcher({ keyStore: options.backChannelKeyStore ?? new MemoryKeyStore(), connect: { ca: tls.cert } });
 
   async function application(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!(await run(sessions, req, res)) || !(await run(checkBinding, req, res))) return;
+    if (!(await runMiddleware(sessions, req, res)) || !(await runMiddleware(checkBinding, req, res))) return;
     const data = (req as { session?: { user?: string } }).session;
     const url = new URL(req.url ?? '/', app);
     if (url.pathname === '/login' && req.method === 'GET') {

@@ -148,6 +148,18 @@ export const serverOptions = {
   host: { type: 'string', default: '127.0.0.1', placeholder: 'ADDRESS', description: 'address to listen on' },
 } as const satisfies OptionSpecs;
 
+/** `--cert`, `--key` and `--key-parameters`: the commands that terminate Token Binding's TLS (serve, proxy). */
+export const tlsServerOptions = {
+  cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
+  key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
+  'key-parameters': {
+    type: 'string',
+    placeholder: 'LIST',
+    default: 'ecdsap256',
+    description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5), in order of preference',
+  },
+} as const satisfies OptionSpecs;
+
 const HELP: BooleanOption = { type: 'boolean', short: 'h', description: 'show this help' };
 
 function placeholderOf(spec: OptionSpec): string {

@@ -9,7 +9,7 @@ import { createProxy, type TokenBindingProxy } from '../proxy/server.js';
 import { createSelfSignedCertificate } from '../tls/certificate.js';
 import http from 'node:http';
 import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
-import { InputError, defineCommand, listenFailure, oneStdin, readFileArgument, serverOptions } from './args.js';
+import { InputError, defineCommand, listenFailure, oneStdin, readFileArgument, serverOptions, tlsServerOptions } from './args.js';
 import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
 import { ExitCode, UsageError, reportError, writeLine } from './io.js';
 import { loadCertificateAndKey } from './tls-files.js';
@@ -40,14 +40,7 @@ export const proxy = defineCommand(
       ...serverOptions,
       ...clusterOptions,
       upstream: { type: 'string', required: true, placeholder: 'URL', description: 'the backend, http://HOST:PORT (an origin, no path)' },
-      cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
-      key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
-      'key-parameters': {
-        type: 'string',
-        placeholder: 'LIST',
-        default: 'ecdsap256',
-        description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5)',
-      },
+      ...tlsServerOptions,
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400); they never reach the upstream' },
       'forward-key': {
         type: 'string',

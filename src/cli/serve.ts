@@ -13,7 +13,7 @@ import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '
 import { sendProblem } from '../http/problem.js';
 import { sendAccessTokenChallenge, verifyForGlue } from '../token/respond.js';
 import { createAccessTokenVerifier, loadJwksFile, type AccessTokenVerifier } from '../token/verify.js';
-import { defineCommand, oneStdin, serverOptions } from './args.js';
+import { defineCommand, oneStdin, serverOptions, tlsServerOptions } from './args.js';
 import { loadCertificateAndKey } from './tls-files.js';
 import { UsageError, reportError } from './io.js';
 import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
@@ -82,14 +82,7 @@ export const serve = defineCommand(
     options: {
       ...serverOptions,
       ...clusterOptions,
-      cert: { type: 'string', placeholder: 'FILE', description: 'PEM certificate chain (with --key; - reads stdin)' },
-      key: { type: 'string', placeholder: 'FILE', description: 'PEM private key (with --cert; - reads stdin)' },
-      'key-parameters': {
-        type: 'string',
-        placeholder: 'LIST',
-        default: 'ecdsap256',
-        description: 'comma-separated key parameters accepted (ecdsap256, rsa2048_pss, rsa2048_pkcs1.5), in order of preference',
-      },
+      ...tlsServerOptions,
       required: { type: 'boolean', description: 'refuse requests without a valid Token Binding (400), except GET /metrics' },
       'on-invalid': {
         type: 'string',

@@ -3,7 +3,7 @@
  * (RFC 4648 §5) of one TokenBindingMessage, no padding, no whitespace.
  */
 import { TokenBindingError } from '../errors.js';
-import { base64urlDecode, base64urlEncode } from './base64url.js';
+import { base64urlDecode, base64urlDecodeTransient, base64urlEncode } from './base64url.js';
 import { parseTokenBindingMessage } from './message.js';
 import type { TokenBindingMessage } from './types.js';
 
@@ -34,6 +34,23 @@ function maxLengthOf(options: SecTokenBindingHeaderOptions | undefined): number 
  * ```
  */
 export function decodeSecTokenBindingHeader(value: string, options?: SecTokenBindingHeaderOptions): Uint8Array {
+  checkHeaderLength(value, options);
+  return base64urlDecode(value);
+}
+
+/**
+ * {@link decodeSecTokenBindingHeader} into a shared slab (see `base64urlDecodeTransient`): for the
+ * verifier, which copies every byte it hands out.
+ *
+ * @internal
+ */
+export function decodeSecTokenBindingHeaderTransient(value: string, options?: SecTokenBindingHeaderOptions): Uint8Array {
+  checkHeaderLength(value, options);
+  return base64urlDecodeTransient(value);
+}
+
+/** The length cap, checked before any decoding work. */
+function checkHeaderLength(value: string, options: SecTokenBindingHeaderOptions | undefined): void {
   if (typeof value !== 'string') throw new TypeError('value must be a string');
   const max = maxLengthOf(options);
   if (value.length > max) {
@@ -43,7 +60,6 @@ export function decodeSecTokenBindingHeader(value: string, options?: SecTokenBin
       actual: value.length,
     });
   }
-  return base64urlDecode(value);
 }
 
 /**

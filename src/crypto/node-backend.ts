@@ -5,7 +5,7 @@ import { constants, createPublicKey, verify as cryptoVerify, type KeyObject } fr
 import { base64urlEncode } from '../codec/base64url.js';
 import { TokenBindingKeyParameters, type TokenBindingID } from '../codec/types.js';
 import { assertVerifyArguments, decodeVerifiableKey, signatureLength, type VerificationBackend } from './backend.js';
-import { DEFAULT_KEY_CACHE_SIZE, LruCache, idCacheKey } from './lru.js';
+import { DEFAULT_KEY_CACHE_SIZE, IdCache } from './lru.js';
 
 /** Options of {@link createNodeBackend}. */
 export interface NodeBackendOptions {
@@ -49,10 +49,10 @@ function importVerifyKey(raw: Uint8Array): VerifyKey | typeof UNUSABLE {
  * A node:crypto verification backend (RFC 8471 §3.3) with its own key cache. Use it to size the
  * cache; otherwise the shared {@link nodeBackend} is the one to use.
  *
- * Importing a public key costs about as much as verifying with it, so imported keys are kept in an
- * LRU keyed by the TokenBindingID's wire bytes. A key that fails to import (point not on P-256,
+ * Importing a public key costs about as much as verifying with it, so imported keys are kept in a
+ * bounded cache keyed by the TokenBindingID's wire bytes (two-way set-associative, see `IdCache`). A key that fails to import (point not on P-256,
  * modulus not 2048 bits) is cached too, as unusable: a client repeating a broken ID costs one
- * Map lookup, not one failed import per request. It is never cached as a usable key.
+ * lookup, not one failed import per request. It is never cached as a usable key.
  *
  * @example
  * ```ts
@@ -61,7 +61,7 @@ function importVerifyKey(raw: Uint8Array): VerifyKey | typeof UNUSABLE {
  * ```
  */
 export function createNodeBackend(options: NodeBackendOptions = {}): VerificationBackend {
-  const cache = new LruCache<string, VerifyKey | typeof UNUSABLE>(options.cacheSize ?? DEFAULT_KEY_CACHE_SIZE);
+  const cache = new IdCache<VerifyKey | typeof UNUSABLE>(options.cacheSize ?? DEFAULT_KEY_CACHE_SIZE);
   return {
     name: 'node:crypto',
     verify(id: TokenBindingID, signedData: Uint8Array, signature: Uint8Array): boolean {
@@ -69,11 +69,10 @@ export function createNodeBackend(options: NodeBackendOptions = {}): Verificatio
       const raw = id.raw;
       const expectedLength = signatureLength(raw[0] ?? -1);
       if (expectedLength === 0 || signature.length !== expectedLength) return false;
-      const cacheKey = idCacheKey(raw);
-      let key = cache.get(cacheKey);
+      let key = cache.get(raw);
       if (key === undefined) {
         key = importVerifyKey(raw);
-        cache.set(cacheKey, key);
+        cache.set(raw, key);
       }
       if (key === UNUSABLE) return false;
       try {

@@ -39,19 +39,56 @@ interface Fingerprint {
   readonly lo: number;
 }
 
+/**
+ * The digest comes out as a `'binary'` (latin1) string, one char per byte, not a Buffer: a Buffer made by
+ * native code gets a backing store of its own, ~1 µs more per call than the string (Node 20).
+ */
 function fingerprint(signature: Uint8Array): Fingerprint {
-  let digest: Buffer;
+  let digest: string;
   if (KEY_LENGTH + signature.length <= scratch.length) {
     scratch.set(signature, KEY_LENGTH);
-    digest = hash('sha256', scratch.subarray(0, KEY_LENGTH + signature.length), 'buffer');
+    digest = hash('sha256', scratch.subarray(0, KEY_LENGTH + signature.length), 'binary');
     scratch.fill(0, KEY_LENGTH, KEY_LENGTH + signature.length);
   } else {
     // A signature no registered key parameters make (it will fail): hashed the long way.
-    digest = createHash('sha256').update(key).update(signature).digest();
+    digest = createHash('sha256').update(key).update(signature).digest('binary');
   }
-  const slot = digest.readUInt32LE(0) & (REPLAY_TABLE_SLOTS - 1);
+  const slot = word(digest, 0) & (REPLAY_TABLE_SLOTS - 1);
   // `| 1` keeps a real fingerprint from ever looking like an empty slot.
-  return { slot: slot * 2, hi: digest.readUInt32LE(4), lo: (digest.readUInt32LE(8) | 1) >>> 0 };
+  return { slot: slot * 2, hi: word(digest, 4), lo: (word(digest, 8) | 1) >>> 0 };
+}
+
+/** Four digest bytes from `at`, little-endian, as an unsigned 32-bit integer. */
+function word(digest: string, at: number): number {
+  return (digest.charCodeAt(at) | (digest.charCodeAt(at + 1) << 8) | (digest.charCodeAt(at + 2) << 16) | (digest.charCodeAt(at + 3) << 24)) >>> 0;
+}
+
+function remember(signature: Uint8Array): void {
+  const f = fingerprint(signature);
+  table[f.slot] = f.hi;
+  table[f.slot + 1] = f.lo;
+}
+
+/**
+ * Verified signatures not fingerprinted yet, hashed together once {@link BATCH} have gathered or
+ * a failure needs the table ({@link markIfReplayed}), whichever comes first: the table then reads
+ * exactly as if each had been hashed on its own. On a server taking new connections, one hash
+ * between two TLS handshakes runs with Node's and OpenSSL's hashing code and data out of the CPU
+ * caches: measured at ~13 µs per request in tokbind's server against ~0.7 µs in a loop. A batch
+ * pays that once. The signatures wait here (public values the client sent, also held by the
+ * connection's cache under their header value) and are wiped when hashed.
+ */
+const BATCH = 32;
+/** The longest signature a registered key parameter makes (RSA-2048): longer ones are hashed at once. */
+const MAX_SIGNATURE = 256;
+const pending = Buffer.alloc(BATCH * MAX_SIGNATURE);
+const pendingLengths = new Uint16Array(BATCH);
+let pendingCount = 0;
+
+function flush(): void {
+  for (let i = 0; i < pendingCount; i++) remember(pending.subarray(i * MAX_SIGNATURE, i * MAX_SIGNATURE + pendingLengths[i]!));
+  pending.fill(0, 0, pendingCount * MAX_SIGNATURE);
+  pendingCount = 0;
 }
 
 /**
@@ -61,9 +98,15 @@ function fingerprint(signature: Uint8Array): Fingerprint {
  * @internal
  */
 export function rememberVerified(signature: Uint8Array): void {
-  const f = fingerprint(signature);
-  table[f.slot] = f.hi;
-  table[f.slot + 1] = f.lo;
+  if (signature.length > MAX_SIGNATURE) {
+    remember(signature);
+    return;
+  }
+  // A plain loop: `pending.set(signature, at)` goes through a builtin whose code is cold here.
+  const at = pendingCount * MAX_SIGNATURE;
+  for (let i = 0; i < signature.length; i++) pending[at + i] = signature[i]!;
+  pendingLengths[pendingCount] = signature.length;
+  if (++pendingCount === BATCH) flush();
 }
 
 /**
@@ -75,6 +118,7 @@ export function rememberVerified(signature: Uint8Array): void {
  */
 export function markIfReplayed(signature: Uint8Array, err: TokenBindingError): TokenBindingError {
   if (err.code !== 'ERR_TB_SIGNATURE_INVALID') return err;
+  flush();
   const f = fingerprint(signature);
   if (table[f.slot] !== f.hi || table[f.slot + 1] !== f.lo) return err;
   const cause = err.cause instanceof Error || err.cause === undefined ? {} : err.cause;
@@ -93,5 +137,7 @@ export function isReplayed(err: TokenBindingError): boolean {
  * @internal
  */
 export function clearReplayTable(): void {
+  pending.fill(0);
+  pendingCount = 0;
   table.fill(0);
 }

@@ -337,11 +337,23 @@ export function verifyRequest(
   req: IncomingMessage | Http2ServerRequest,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
+  if (!isHttp2Request(req)) return verifyHttp1Request(req, options);
+  const { values, spoofed } = scanHeaders(req.rawHeaders);
+  if (spoofed) stripRequest(req);
+  stripCompatTrailers(req);
+  return judge(req.stream as Judged, values, req.stream.session as ServerHttp2Session | undefined, options);
+}
+
+/**
+ * {@link verifyRequest} for an HTTP/1.x request: the request is the judgement's target and its
+ * socket the connection. Asked once whether a request is HTTP/2, not per step: on a new
+ * connection every lookup runs with the CPU caches cold.
+ */
+function verifyHttp1Request(req: IncomingMessage, options: ResolvedTokenBindingOptions): TokenBindingResult | null | TokenBindingError {
   const { values, spoofed, chunked } = scanHeaders(req.rawHeaders);
   if (spoofed) stripRequest(req);
-  if ('stream' in req) stripCompatTrailers(req);
-  else if (chunked) stripTrailersAtEnd(req);
-  return judge(judgementTarget(req), values, connectionOf(req), options);
+  if (chunked) stripTrailersAtEnd(req);
+  return judge(req as Judged, values, req.socket as TLSSocket, options);
 }
 
 /**
@@ -449,7 +461,7 @@ export function interceptRequests(server: EventEmitter, options: ResolvedTokenBi
           break;
         }
         if (event === 'request' && verifiedEarly.has(req)) break;
-        const verdict = verifyRequest(req, options);
+        const verdict = verifyHttp1Request(req, options);
         if (verdict instanceof TokenBindingError) {
           rejectRequest(req, b as ServerResponse, verdict, options);
           return true;

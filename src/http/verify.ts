@@ -1,7 +1,7 @@
 /**
  * RFC 8471 §4.2 / RFC 8473 §2 server processing of a request's Sec-Token-Binding header.
  */
-import { decodeSecTokenBindingHeader } from '../codec/header.js';
+import { decodeSecTokenBindingHeaderTransient } from '../codec/header.js';
 import { keyParametersName } from '../codec/keyparams.js';
 import { parseTokenBindingMessage } from '../codec/message.js';
 import type { KeyParametersName, TokenBinding } from '../codec/types.js';
@@ -113,7 +113,8 @@ interface CheckedMessage {
  * than `maxSignaturesPerMessage` checks is refused before any is made.
  */
 function checkStructure(value: string, accepted: readonly number[], options: ResolvedTokenBindingOptions): CheckedMessage {
-  const message = parseTokenBindingMessage(decodeSecTokenBindingHeader(value, { maxLength: options.maxHeaderLength }));
+  // Decoded into a shared slab: every ID that leaves this module is copied (createVerifiedID).
+  const message = parseTokenBindingMessage(decodeSecTokenBindingHeaderTransient(value, { maxLength: options.maxHeaderLength }));
   let provided: TokenBinding | undefined;
   let referred: TokenBinding | undefined;
   let others: TokenBinding[] | undefined;
@@ -173,9 +174,6 @@ function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: Reso
   return Object.freeze(result);
 }
 
-/** Signature checks spent per connection (keyed by its cache), against `maxSignaturesPerConnection`. */
-const signaturesSpent = new WeakMap<ConnectionState, number>();
-
 /**
  * A value not in the connection's cache: the structural checks, the connection's signature
  * budget, the signatures. Only verdicts that depend on the connection's EKM (signatures checked)
@@ -199,7 +197,7 @@ function evaluate(
     return err;
   }
   if (state != null) {
-    const spent = signaturesSpent.get(state) ?? 0;
+    const spent = state.signatures ?? 0;
     if (spent + message.signatures > options.maxSignaturesPerConnection) {
       return fail('ERR_TB_SIGNATURE_BUDGET', {
         field: 'signatures',
@@ -207,7 +205,7 @@ function evaluate(
         actual: spent + message.signatures,
       });
     }
-    signaturesSpent.set(state, spent + message.signatures);
+    state.signatures = spent + message.signatures;
   }
   let verdict: CachedVerdict;
   try {

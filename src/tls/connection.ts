@@ -4,13 +4,14 @@
  * parameters in force, and the per-connection verification cache.
  */
 import type { TLSSocket } from 'node:tls';
+import { types } from 'node:util';
 import { selectTokenBindingParameters } from '../codec/extension.js';
 import { TokenBindingError } from '../errors.js';
 import type { ClientHelloInfo } from './client-hello.js';
 import { getClientHelloInfo } from './inspect.js';
 import { tokenBindingConditions } from './conditions.js';
 import { exportTokenBindingKeyingMaterial } from './ekm.js';
-import { hasExtendedMasterSecret } from './session.js';
+import { extendedMasterSecretFor } from './session.js';
 
 /** Why a connection cannot carry Token Binding. */
 export type IneligibleReason = 'tls-version' | 'no-ems' | 'ems-unknown' | 'ekm-unavailable';
@@ -54,6 +55,12 @@ export interface ConnectionState {
    */
   readonly maxDistinctMessages: number;
   /**
+   * Signature checks spent on this connection so far, against the verifier's
+   * `maxSignaturesPerConnection` (absent: none yet). A field rather than a side table: an entry
+   * per connection in a WeakMap costs ~1 µs of the collector's ephemeron work.
+   */
+  signatures?: number;
+  /**
    * The value looked up last and its result: clients repeat one message on every request of a
    * connection, and comparing against it skips hashing a ~200-character string per request.
    */
@@ -80,11 +87,35 @@ interface ConnectionRecord {
 }
 
 /**
- * Records keyed by the TLSSocket and by its `_parent` (the wrapped TCP socket): the HTTP/2
- * `session.socket` is a Proxy, not the TLSSocket, but it forwards `_parent`, so both reach the
- * same record.
+ * Each connection's record, kept on the TLSSocket and on its `_parent` (the wrapped TCP socket)
+ * under a module-private symbol. The HTTP/2 `session.socket` is a Proxy that forwards property
+ * reads and writes to the TLSSocket, so it reaches the same record; an Http2Session gets the
+ * record too once its socket's has been found. A property rather than a WeakMap: an entry per
+ * short-lived socket in a WeakMap costs ~1 µs of the collector's ephemeron work, and a new
+ * connection made three. A plain assignment (~3 ns; `Object.defineProperty` costs ~300 ns):
+ * the record is an enumerable symbol property, which a spread copy of a socket would carry.
  */
-const records = new WeakMap<object, ConnectionRecord>();
+const RECORD = Symbol('tokbind.connection');
+
+interface Recorded {
+  [RECORD]?: ConnectionRecord;
+}
+
+function recordOf(target: object): ConnectionRecord | undefined {
+  return (target as Recorded)[RECORD];
+}
+
+/**
+ * HTTP/2 socket proxies with their record. Once its session closes, a proxy throws on any
+ * property access, and the record must still be found through it: one entry per HTTP/2 session
+ * (never per stream, never for HTTP/1.1).
+ */
+const proxies = new WeakMap<object, ConnectionRecord>();
+
+function keep(target: object, record: ConnectionRecord): void {
+  if ((target as Recorded)[RECORD] === undefined) (target as Recorded)[RECORD] = record;
+  if (types.isProxy(target)) proxies.set(target, record);
+}
 
 function parentOf(socket: object): object | null {
   const parent = (socket as { _parent?: unknown })._parent;
@@ -92,10 +123,10 @@ function parentOf(socket: object): object | null {
 }
 
 function findRecord(socket: object): ConnectionRecord | undefined {
-  const direct = records.get(socket);
+  const direct = recordOf(socket);
   if (direct !== undefined) return direct;
   const parent = parentOf(socket);
-  return parent === null ? undefined : records.get(parent);
+  return parent === null ? undefined : recordOf(parent);
 }
 
 function checkOptions(options: ConnectionFactsOptions): void {
@@ -114,11 +145,16 @@ function checkOptions(options: ConnectionFactsOptions): void {
 
 /** Frozen options already checked (a server's, passed on every connection): checked once. */
 const checked = new WeakSet<ConnectionFactsOptions>();
+/** The options checked last: a server passes the same ones on every connection, and this skips the WeakSet. */
+let lastChecked: ConnectionFactsOptions | undefined;
 
 function checkOnce(options: ConnectionFactsOptions): void {
-  if (checked.has(options)) return;
+  if (options === lastChecked || checked.has(options)) return;
   checkOptions(options);
-  if (Object.isFrozen(options) && (options.keyParameters === undefined || Object.isFrozen(options.keyParameters))) checked.add(options);
+  if (Object.isFrozen(options) && (options.keyParameters === undefined || Object.isFrozen(options.keyParameters))) {
+    checked.add(options);
+    lastChecked = options;
+  }
 }
 
 function isTlsSocket(socket: unknown): socket is TLSSocket {
@@ -130,9 +166,9 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
   );
 }
 
-function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): ConnectionFacts {
-  const protocol = socket.getProtocol() ?? 'unknown';
-  const extendedMasterSecret = hasExtendedMasterSecret(socket);
+function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions, secure: string | null = socket.getProtocol()): ConnectionFacts {
+  const protocol = secure ?? 'unknown';
+  const extendedMasterSecret = extendedMasterSecretFor(socket, secure);
   const clientHello = options.clientHello !== undefined ? options.clientHello : getClientHelloInfo(socket);
   let ekm: Uint8Array | null = null;
   try {
@@ -168,20 +204,18 @@ function computeFacts(socket: TLSSocket, options: ConnectionFactsOptions): Conne
     negotiatedKeyParameters = configured;
   }
 
-  return Object.freeze({
-    protocol,
-    extendedMasterSecret,
-    ekm,
-    eligible,
-    ...(ineligibleReason === undefined ? {} : { ineligibleReason }),
-    clientHello,
-    // A frozen configured list is kept as is: the server that configured it then finds its own
-    // array here, and acceptedKeyParameters answers it without comparing (the per-request path).
-    negotiatedKeyParameters:
-      negotiatedKeyParameters === null || (negotiatedKeyParameters === configured && Object.isFrozen(configured))
-        ? negotiatedKeyParameters
-        : Object.freeze([...negotiatedKeyParameters]),
-  });
+  // A frozen configured list is kept as is: the server that configured it then finds its own
+  // array here, and acceptedKeyParameters answers it without comparing (the per-request path).
+  const negotiated =
+    negotiatedKeyParameters === null || (negotiatedKeyParameters === configured && Object.isFrozen(configured))
+      ? negotiatedKeyParameters
+      : Object.freeze([...negotiatedKeyParameters]);
+  // Two literals rather than a spread of an optional field: this runs once per connection.
+  return Object.freeze(
+    ineligibleReason === undefined
+      ? { protocol, extendedMasterSecret, ekm, eligible, clientHello, negotiatedKeyParameters: negotiated }
+      : { protocol, extendedMasterSecret, ekm, eligible, ineligibleReason, clientHello, negotiatedKeyParameters: negotiated },
+  );
 }
 
 /** Per-facts memo of the RFC 8472 selection for each caller's list (lazy facts with an offer). */
@@ -257,11 +291,12 @@ function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsO
       verified: new Map(),
       distinct: 0,
       maxDistinctMessages: options.maxDistinctMessages ?? DEFAULT_MAX_DISTINCT_MESSAGES,
+      signatures: 0,
     },
   };
-  records.set(socket, record);
+  keep(socket, record);
   const parent = parentOf(socket);
-  if (parent !== null) records.set(parent, record);
+  if (parent !== null) keep(parent, record);
   return record;
 }
 
@@ -281,8 +316,9 @@ export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFac
   checkOnce(options);
   const existing = findRecord(socket);
   if (existing !== undefined) return existing.facts;
-  if (socket.getProtocol() === null) throw new TypeError('the TLS connection is not secure yet');
-  return store(socket, computeFacts(socket, options), options).facts;
+  const protocol = socket.getProtocol();
+  if (protocol === null) throw new TypeError('the TLS connection is not secure yet');
+  return store(socket, computeFacts(socket, options, protocol), options).facts;
 }
 
 /**
@@ -340,11 +376,11 @@ export function getConnectionState(
 
 function getRecord(socket: unknown, options: ConnectionFactsOptions): ConnectionRecord | null {
   if (socket === null || typeof socket !== 'object') throw new TypeError('socket must be a TLSSocket or an Http2Session');
-  // The per-request path: a connection seen before. Options only matter when facts are computed.
-  const stored = records.get(socket);
-  if (stored !== undefined) return stored;
-  checkOptions(options);
   try {
+    // The per-request path: a connection seen before. Options only matter when facts are computed.
+    const stored = recordOf(socket);
+    if (stored !== undefined) return stored;
+    checkOptions(options);
     // An Http2Session: its (stable, proxied) socket is the connection.
     const target: unknown = isTlsSocket(socket) ? socket : (socket as { socket?: unknown }).socket;
     if (!isTlsSocket(target)) return null;
@@ -354,12 +390,12 @@ function getRecord(socket: unknown, options: ConnectionFactsOptions): Connection
       record = store(target, computeFacts(target, options), options);
     }
     // Remember the session and its proxy too: once the session closes, the proxy answers nothing.
-    records.set(socket, record);
-    records.set(target, record);
+    keep(socket, record);
+    keep(target, record);
     return record;
   } catch (err) {
     // A closed HTTP/2 session's socket proxy throws ERR_HTTP2_SOCKET_UNBOUND on any access.
-    if ((err as { code?: unknown } | null)?.code === 'ERR_HTTP2_SOCKET_UNBOUND') return null;
+    if ((err as { code?: unknown } | null)?.code === 'ERR_HTTP2_SOCKET_UNBOUND') return proxies.get(socket) ?? null;
     throw err;
   }
 }

@@ -29,7 +29,15 @@ export function hasExtendedMasterSecret(socket: TLSSocket): boolean | null {
   if (socket === null || typeof socket !== 'object' || typeof socket.getSession !== 'function') {
     throw new TypeError('socket must be a TLSSocket');
   }
-  const protocol = socket.getProtocol();
+  return extendedMasterSecretFor(socket, socket.getProtocol());
+}
+
+/**
+ * {@link hasExtendedMasterSecret} for a socket whose protocol the caller has just read.
+ *
+ * @internal
+ */
+export function extendedMasterSecretFor(socket: TLSSocket, protocol: string | null): boolean | null {
   if (protocol === 'TLSv1.3') return true;
   if (protocol === null) return null;
   let der: Buffer | undefined;

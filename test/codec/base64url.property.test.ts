@@ -58,3 +58,35 @@ for (const [name, arbitrary] of [
     t.pass();
   });
 }
+
+test("the verifier's slab decode answers exactly as base64urlDecode, in views that never overlap or change", async (t) => {
+  const { base64urlDecodeTransient } = await import('../../src/codec/base64url.js');
+  const kept: [Uint8Array, Uint8Array][] = [];
+  fc.assert(
+    fc.property(fc.oneof(nearlyBase64url, fc.uint8Array({ maxLength: 3000 }).map((b) => base64urlEncode(b))), (input) => {
+      let owned: Uint8Array | TokenBindingError;
+      let pooled: Uint8Array | TokenBindingError;
+      try {
+        owned = base64urlDecode(input);
+      } catch (err) {
+        owned = err as TokenBindingError;
+      }
+      try {
+        pooled = base64urlDecodeTransient(input);
+      } catch (err) {
+        pooled = err as TokenBindingError;
+      }
+      if (owned instanceof TokenBindingError || pooled instanceof TokenBindingError) {
+        return owned instanceof TokenBindingError && pooled instanceof TokenBindingError && owned.code === pooled.code && owned.message === pooled.message;
+      }
+      if (kept.length < 400) kept.push([pooled, owned.slice()]);
+      return Buffer.from(pooled).equals(Buffer.from(owned));
+    }),
+    { numRuns: 3000 },
+  );
+  // Decoded many slabs' worth since: every view kept still holds its own bytes.
+  for (const [view, expected] of kept) t.true(Buffer.from(view).equals(Buffer.from(expected)));
+  // The public decoder never hands out a shared slab.
+  const a = base64urlDecode('AAAA');
+  t.is(a.buffer.byteLength, a.byteLength);
+});

@@ -114,3 +114,29 @@ test.serial('a replay that changes the message around the captured signature is 
   t.is(replay.code, 'ERR_TB_SIGNATURE_INVALID');
   t.true(isReplayed(replay));
 });
+
+test.serial('signatures still waiting to be hashed are found, and hashing them later changes no answer', (t) => {
+  clearReplayTable();
+  const signatureInvalid = new TokenBindingError('ERR_TB_SIGNATURE_INVALID');
+  const sig = (i: number, length = 64): Buffer => Buffer.alloc(length, i + 1);
+  // One verified signature, then a replay of it before 31 more arrive: found at once.
+  rememberVerified(sig(0));
+  t.true(isReplayed(markIfReplayed(sig(0), signatureInvalid)));
+  // Many batches' worth, of both lengths a registered key makes (P-256 64, RSA-2048 256), with a
+  // caller reusing its buffer after each call (as the verifier's decode slab would): every one is
+  // remembered with the bytes it had when it verified, whichever batch it fell in.
+  const reused = Buffer.alloc(256);
+  for (let i = 1; i < 100; i++) {
+    const length = i % 3 === 0 ? 256 : 64;
+    sig(i, length).copy(reused);
+    rememberVerified(reused.subarray(0, length));
+    reused.fill(0xee);
+  }
+  for (let i = 1; i < 100; i++) t.true(isReplayed(markIfReplayed(sig(i, i % 3 === 0 ? 256 : 64), signatureInvalid)), `signature ${i}`);
+  t.false(isReplayed(markIfReplayed(reused.subarray(0, 64), signatureInvalid)), 'what the buffer held later never verified');
+  t.false(isReplayed(markIfReplayed(sig(100), signatureInvalid)));
+  // Cleared with the table: nothing waiting survives.
+  rememberVerified(sig(200));
+  clearReplayTable();
+  t.false(isReplayed(markIfReplayed(sig(200), signatureInvalid)));
+});

@@ -28,6 +28,7 @@ import { proxyClock } from './events.js';
 import { forwardingHeaders, requestHeadersForUpstream } from './headers.js';
 import { trackedClose } from './lifecycle.js';
 import { relayRequest, relayUpgrade, type FrontRequest, type FrontResponse, type RelayTarget } from './relay.js';
+import { socketSlot } from '../tls/socket-slot.js';
 
 /** Options of {@link createProxy}. */
 export interface ProxyOptions {
@@ -95,7 +96,7 @@ function defaultClientAddress(req: FrontRequest): string | undefined {
  * a connection's certificate does not change (renegotiation is refused), and
  * `getPeerCertificate` builds a new object on every call.
  */
-const clientCertHeaders = new WeakMap<object, string | null>();
+const clientCertHeaders = socketSlot<string | null>('tokbind.clientCert');
 
 function clientCertHeader(socket: TLSSocket | undefined): string | null {
   if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return null;

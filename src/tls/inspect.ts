@@ -6,6 +6,7 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { type TokenBindingError, isTokenBindingError } from '../errors.js';
 import { ClientHelloReader, MAX_CLIENT_HELLO_RECORDS, clientHelloError, parseClientHello, type ClientHelloInfo } from './client-hello.js';
+import { socketSlot } from './socket-slot.js';
 
 /** Options for {@link inspectClientHellos}. */
 export interface InspectClientHellosOptions {
@@ -25,7 +26,7 @@ export interface InspectClientHellosOptions {
 /** The event an inspected server emits when it drops a connection: `(error, socket)`. */
 export const CLIENT_HELLO_ERROR_EVENT = 'tokbind:clientHelloError';
 
-const clientHellos = new WeakMap<object, ClientHelloInfo>();
+const clientHellos = socketSlot<ClientHelloInfo>('tokbind.clientHello');
 const inspected = new WeakSet<NetServer>();
 
 /**

@@ -24,6 +24,7 @@ import {
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
 import { TokenBindingError } from '../errors.js';
+import { socketSlot } from './socket-slot.js';
 
 /** The 12-byte v2 signature (`\r\n\r\n\0\r\nQUIT\n`). */
 const V2_SIGNATURE = Uint8Array.of(0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a);
@@ -60,7 +61,7 @@ export interface ProxiedPeer {
   readonly localPort?: number;
 }
 
-const peers = new WeakMap<Socket, ProxiedPeer>();
+const peers = socketSlot<ProxiedPeer>('tokbind.proxiedPeer');
 
 /** The PROXY protocol header a connection (raw or TLS) arrived with, if any. */
 export function getProxiedPeer(socket: Socket): ProxiedPeer | undefined {
@@ -68,7 +69,7 @@ export function getProxiedPeer(socket: Socket): ProxiedPeer | undefined {
   if (direct !== undefined) return direct;
   // A TLSSocket made by a tls.Server over an accepted socket keeps it as `_parent`.
   const parent = (socket as { _parent?: unknown })._parent;
-  return parent !== null && typeof parent === 'object' ? peers.get(parent as Socket) : undefined;
+  return parent !== null && typeof parent === 'object' ? peers.get(parent) : undefined;
 }
 
 function fail(message: string, cause: Record<string, unknown> = {}): TokenBindingError {

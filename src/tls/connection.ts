@@ -12,6 +12,7 @@ import { getClientHelloInfo } from './inspect.js';
 import { tokenBindingConditions } from './conditions.js';
 import { exportTokenBindingKeyingMaterial } from './ekm.js';
 import { extendedMasterSecretFor } from './session.js';
+import { socketSlot } from './socket-slot.js';
 
 /** Why a connection cannot carry Token Binding. */
 export type IneligibleReason = 'tls-version' | 'no-ems' | 'ems-unknown' | 'ekm-unavailable';
@@ -87,23 +88,12 @@ interface ConnectionRecord {
 }
 
 /**
- * Each connection's record, kept on the TLSSocket and on its `_parent` (the wrapped TCP socket)
- * under a module-private symbol. The HTTP/2 `session.socket` is a Proxy that forwards property
- * reads and writes to the TLSSocket, so it reaches the same record; an Http2Session gets the
- * record too once its socket's has been found. A property rather than a WeakMap: an entry per
- * short-lived socket in a WeakMap costs ~1 µs of the collector's ephemeron work, and a new
- * connection made three. A plain assignment (~3 ns; `Object.defineProperty` costs ~300 ns):
- * the record is an enumerable symbol property, which a spread copy of a socket would carry.
+ * Each connection's record, kept on the TLSSocket and on its `_parent` (the wrapped TCP socket) in
+ * a socket slot (socket-slot.ts: a symbol property, not a WeakMap entry). The HTTP/2
+ * `session.socket` Proxy forwards property reads and writes to the TLSSocket, so it reaches the
+ * same record; an Http2Session gets the record too once its socket's has been found.
  */
-const RECORD = Symbol('tokbind.connection');
-
-interface Recorded {
-  [RECORD]?: ConnectionRecord;
-}
-
-function recordOf(target: object): ConnectionRecord | undefined {
-  return (target as Recorded)[RECORD];
-}
+const records = socketSlot<ConnectionRecord>('tokbind.connection');
 
 /**
  * HTTP/2 socket proxies with their record. Once its session closes, a proxy throws on any
@@ -113,7 +103,7 @@ function recordOf(target: object): ConnectionRecord | undefined {
 const proxies = new WeakMap<object, ConnectionRecord>();
 
 function keep(target: object, record: ConnectionRecord): void {
-  if ((target as Recorded)[RECORD] === undefined) (target as Recorded)[RECORD] = record;
+  if (records.get(target) === undefined) records.set(target, record);
   if (types.isProxy(target)) proxies.set(target, record);
 }
 
@@ -123,10 +113,10 @@ function parentOf(socket: object): object | null {
 }
 
 function findRecord(socket: object): ConnectionRecord | undefined {
-  const direct = recordOf(socket);
+  const direct = records.get(socket);
   if (direct !== undefined) return direct;
   const parent = parentOf(socket);
-  return parent === null ? undefined : recordOf(parent);
+  return parent === null ? undefined : records.get(parent);
 }
 
 function checkOptions(options: ConnectionFactsOptions): void {
@@ -378,7 +368,7 @@ function getRecord(socket: unknown, options: ConnectionFactsOptions): Connection
   if (socket === null || typeof socket !== 'object') throw new TypeError('socket must be a TLSSocket or an Http2Session');
   try {
     // The per-request path: a connection seen before. Options only matter when facts are computed.
-    const stored = recordOf(socket);
+    const stored = records.get(socket);
     if (stored !== undefined) return stored;
     checkOptions(options);
     // An Http2Session: its (stable, proxied) socket is the connection.

@@ -12,7 +12,7 @@ import { getClientHelloInfo } from './inspect.js';
 import { tokenBindingConditions } from './conditions.js';
 import { exportTokenBindingKeyingMaterial } from './ekm.js';
 import { extendedMasterSecretFor } from './session.js';
-import { socketSlot } from './socket-slot.js';
+import { parentOf, socketSlot } from './socket-slot.js';
 
 /** Why a connection cannot carry Token Binding. */
 export type IneligibleReason = 'tls-version' | 'no-ems' | 'ems-unknown' | 'ekm-unavailable';
@@ -105,18 +105,6 @@ const proxies = new WeakMap<object, ConnectionRecord>();
 function keep(target: object, record: ConnectionRecord): void {
   if (records.get(target) === undefined) records.set(target, record);
   if (types.isProxy(target)) proxies.set(target, record);
-}
-
-function parentOf(socket: object): object | null {
-  const parent = (socket as { _parent?: unknown })._parent;
-  return typeof parent === 'object' && parent !== null ? parent : null;
-}
-
-function findRecord(socket: object): ConnectionRecord | undefined {
-  const direct = records.get(socket);
-  if (direct !== undefined) return direct;
-  const parent = parentOf(socket);
-  return parent === null ? undefined : records.get(parent);
 }
 
 function checkOptions(options: ConnectionFactsOptions): void {
@@ -304,7 +292,7 @@ function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsO
 export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFactsOptions = {}): ConnectionFacts {
   if (!isTlsSocket(socket)) throw new TypeError('socket must be a TLSSocket');
   checkOnce(options);
-  const existing = findRecord(socket);
+  const existing = records.find(socket);
   if (existing !== undefined) return existing.facts;
   const protocol = socket.getProtocol();
   if (protocol === null) throw new TypeError('the TLS connection is not secure yet');
@@ -374,7 +362,7 @@ function getRecord(socket: unknown, options: ConnectionFactsOptions): Connection
     // An Http2Session: its (stable, proxied) socket is the connection.
     const target: unknown = isTlsSocket(socket) ? socket : (socket as { socket?: unknown }).socket;
     if (!isTlsSocket(target)) return null;
-    let record = findRecord(target);
+    let record = records.find(target);
     if (record === undefined) {
       if (target.destroyed || target.getProtocol() === null) return null;
       record = store(target, computeFacts(target, options), options);

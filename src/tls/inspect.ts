@@ -41,10 +41,7 @@ const inspected = new WeakSet<NetServer>();
  */
 export function getClientHelloInfo(socket: Socket | TLSSocket): ClientHelloInfo | null {
   if (socket === null || typeof socket !== 'object') return null;
-  const direct = clientHellos.get(socket);
-  if (direct !== undefined) return direct;
-  const parent = (socket as { _parent?: unknown })._parent;
-  return typeof parent === 'object' && parent !== null ? (clientHellos.get(parent) ?? null) : null;
+  return clientHellos.find(socket) ?? null;
 }
 
 /**

@@ -65,11 +65,8 @@ const peers = socketSlot<ProxiedPeer>('tokbind.proxiedPeer');
 
 /** The PROXY protocol header a connection (raw or TLS) arrived with, if any. */
 export function getProxiedPeer(socket: Socket): ProxiedPeer | undefined {
-  const direct = peers.get(socket);
-  if (direct !== undefined) return direct;
   // A TLSSocket made by a tls.Server over an accepted socket keeps it as `_parent`.
-  const parent = (socket as { _parent?: unknown })._parent;
-  return parent !== null && typeof parent === 'object' ? peers.get(parent) : undefined;
+  return peers.find(socket);
 }
 
 function fail(message: string, cause: Record<string, unknown> = {}): TokenBindingError {

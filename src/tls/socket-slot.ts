@@ -11,6 +11,18 @@
 export interface SocketSlot<T> {
   get(socket: object): T | undefined;
   set(socket: object, value: T): void;
+  /**
+   * The socket's own value, or else its `_parent`'s: a TLSSocket made by a tls.Server keeps the
+   * TCP socket it wraps there, where values taken before TLS (a PROXY protocol header, a
+   * ClientHello) were kept.
+   */
+  find(socket: object): T | undefined;
+}
+
+/** A socket's `_parent` (the TCP socket a TLSSocket wraps), or null. */
+export function parentOf(socket: object): object | null {
+  const parent = (socket as { _parent?: unknown })._parent;
+  return typeof parent === 'object' && parent !== null ? parent : null;
 }
 
 /**
@@ -20,10 +32,17 @@ export interface SocketSlot<T> {
  */
 export function socketSlot<T>(description: string): SocketSlot<T> {
   const key = Symbol(description);
+  const get = (socket: object): T | undefined => (socket as { [key]?: T })[key];
   return {
-    get: (socket) => (socket as { [key]?: T })[key],
+    get,
     set: (socket, value) => {
       (socket as { [key]?: T })[key] = value;
+    },
+    find: (socket) => {
+      const direct = get(socket);
+      if (direct !== undefined) return direct;
+      const parent = parentOf(socket);
+      return parent === null ? undefined : get(parent);
     },
   };
 }

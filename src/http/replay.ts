@@ -24,51 +24,8 @@ import { TokenBindingError } from '../errors.js';
 export const REPLAY_TABLE_SLOTS = 1 << 14;
 
 const KEY_LENGTH = 16;
-// The key, then room for the signature: hashed as one buffer by one-shot `crypto.hash` (the
-// cheapest SHA-256 Node offers) with no allocation, the signature wiped after. RSA-2048
-// signatures are 256 bytes, P-256 64.
-const scratch = Buffer.alloc(KEY_LENGTH + 512);
-randomBytes(KEY_LENGTH).copy(scratch);
-const key = scratch.subarray(0, KEY_LENGTH);
-/** Two 32-bit halves per slot; 0/0 is an empty slot (a fingerprint is never all zero). */
-const table = new Uint32Array(REPLAY_TABLE_SLOTS * 2);
-
-interface Fingerprint {
-  readonly slot: number;
-  readonly hi: number;
-  readonly lo: number;
-}
-
-/**
- * The digest comes out as a `'binary'` (latin1) string, one char per byte, not a Buffer: a Buffer made by
- * native code gets a backing store of its own, ~1 µs more per call than the string (Node 20).
- */
-function fingerprint(signature: Uint8Array): Fingerprint {
-  let digest: string;
-  if (KEY_LENGTH + signature.length <= scratch.length) {
-    scratch.set(signature, KEY_LENGTH);
-    digest = hash('sha256', scratch.subarray(0, KEY_LENGTH + signature.length), 'binary');
-    scratch.fill(0, KEY_LENGTH, KEY_LENGTH + signature.length);
-  } else {
-    // A signature no registered key parameters make (it will fail): hashed the long way.
-    digest = createHash('sha256').update(key).update(signature).digest('binary');
-  }
-  const slot = word(digest, 0) & (REPLAY_TABLE_SLOTS - 1);
-  // `| 1` keeps a real fingerprint from ever looking like an empty slot.
-  return { slot: slot * 2, hi: word(digest, 4), lo: (word(digest, 8) | 1) >>> 0 };
-}
-
-/** Four digest bytes from `at`, little-endian, as an unsigned 32-bit integer. */
-function word(digest: string, at: number): number {
-  return (digest.charCodeAt(at) | (digest.charCodeAt(at + 1) << 8) | (digest.charCodeAt(at + 2) << 16) | (digest.charCodeAt(at + 3) << 24)) >>> 0;
-}
-
-function remember(signature: Uint8Array): void {
-  const f = fingerprint(signature);
-  table[f.slot] = f.hi;
-  table[f.slot + 1] = f.lo;
-}
-
+/** The longest signature a registered key parameter makes (RSA-2048; P-256 makes 64): longer ones are hashed the long way. */
+const MAX_SIGNATURE = 256;
 /**
  * Verified signatures not fingerprinted yet, hashed together once {@link BATCH} have gathered or
  * a failure needs the table ({@link markIfReplayed}), whichever comes first: the table then reads
@@ -79,15 +36,74 @@ function remember(signature: Uint8Array): void {
  * connection's cache under their header value) and are wiped when hashed.
  */
 const BATCH = 32;
-/** The longest signature a registered key parameter makes (RSA-2048): longer ones are hashed at once. */
-const MAX_SIGNATURE = 256;
-const pending = Buffer.alloc(BATCH * MAX_SIGNATURE);
+/**
+ * One entry per waiting signature: the key, then room for the signature, hashed in place as one
+ * buffer by one-shot `crypto.hash` (the cheapest SHA-256 Node offers) with no allocation or
+ * second copy. Entry 0 is also where {@link markIfReplayed} hashes the signature it checks.
+ */
+const ENTRY = KEY_LENGTH + MAX_SIGNATURE;
+const pending = Buffer.alloc(BATCH * ENTRY);
+const key = randomBytes(KEY_LENGTH);
+for (let i = 0; i < BATCH; i++) key.copy(pending, i * ENTRY);
 const pendingLengths = new Uint16Array(BATCH);
 let pendingCount = 0;
+/** Two 32-bit halves per slot; 0/0 is an empty slot (a fingerprint is never all zero). */
+const table = new Uint32Array(REPLAY_TABLE_SLOTS * 2);
+
+interface Fingerprint {
+  readonly slot: number;
+  readonly hi: number;
+  readonly lo: number;
+}
+
+/**
+ * The fingerprint in a keyed SHA-256 digest. The digest comes out as a `'binary'` (latin1)
+ * string, one char per byte, not a Buffer: a Buffer made by native code gets a backing store of
+ * its own, ~1 µs more per call than the string (Node 20).
+ */
+function fingerprintOf(digest: string): Fingerprint {
+  const slot = word(digest, 0) & (REPLAY_TABLE_SLOTS - 1);
+  // `| 1` keeps a real fingerprint from ever looking like an empty slot.
+  return { slot: slot * 2, hi: word(digest, 4), lo: (word(digest, 8) | 1) >>> 0 };
+}
+
+/** Four digest bytes from `at`, little-endian, as an unsigned 32-bit integer. */
+function word(digest: string, at: number): number {
+  return (digest.charCodeAt(at) | (digest.charCodeAt(at + 1) << 8) | (digest.charCodeAt(at + 2) << 16) | (digest.charCodeAt(at + 3) << 24)) >>> 0;
+}
+
+/** Copies a signature (at most MAX_SIGNATURE bytes) into entry `i`, after its key. */
+function place(i: number, signature: Uint8Array): void {
+  // A plain loop: `pending.set(signature, at)` goes through a builtin whose code is cold here.
+  const at = i * ENTRY + KEY_LENGTH;
+  for (let k = 0; k < signature.length; k++) pending[at + k] = signature[k]!;
+  pendingLengths[i] = signature.length;
+}
+
+/** The fingerprint of the signature in entry `i`, which is wiped. */
+function hashEntry(i: number): Fingerprint {
+  const base = i * ENTRY;
+  const end = base + KEY_LENGTH + pendingLengths[i]!;
+  const digest = hash('sha256', pending.subarray(base, end), 'binary');
+  pending.fill(0, base + KEY_LENGTH, end);
+  return fingerprintOf(digest);
+}
+
+function fingerprint(signature: Uint8Array): Fingerprint {
+  // A signature no registered key parameters make (it will fail): hashed the long way.
+  if (signature.length > MAX_SIGNATURE) return fingerprintOf(createHash('sha256').update(key).update(signature).digest('binary'));
+  // Only called with no signature waiting (after a flush): entry 0 is free.
+  place(0, signature);
+  return hashEntry(0);
+}
+
+function store(f: Fingerprint): void {
+  table[f.slot] = f.hi;
+  table[f.slot + 1] = f.lo;
+}
 
 function flush(): void {
-  for (let i = 0; i < pendingCount; i++) remember(pending.subarray(i * MAX_SIGNATURE, i * MAX_SIGNATURE + pendingLengths[i]!));
-  pending.fill(0, 0, pendingCount * MAX_SIGNATURE);
+  for (let i = 0; i < pendingCount; i++) store(hashEntry(i));
   pendingCount = 0;
 }
 
@@ -99,13 +115,11 @@ function flush(): void {
  */
 export function rememberVerified(signature: Uint8Array): void {
   if (signature.length > MAX_SIGNATURE) {
-    remember(signature);
+    flush();
+    store(fingerprint(signature));
     return;
   }
-  // A plain loop: `pending.set(signature, at)` goes through a builtin whose code is cold here.
-  const at = pendingCount * MAX_SIGNATURE;
-  for (let i = 0; i < signature.length; i++) pending[at + i] = signature[i]!;
-  pendingLengths[pendingCount] = signature.length;
+  place(pendingCount, signature);
   if (++pendingCount === BATCH) flush();
 }
 
@@ -137,7 +151,7 @@ export function isReplayed(err: TokenBindingError): boolean {
  * @internal
  */
 export function clearReplayTable(): void {
-  pending.fill(0);
+  for (let i = 0; i < BATCH; i++) pending.fill(0, i * ENTRY + KEY_LENGTH, (i + 1) * ENTRY);
   pendingCount = 0;
   table.fill(0);
 }

@@ -16,7 +16,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg } from 'node:os';
 import { benchCluster } from './cluster.js';
 import { benchCodec } from './codec.js';
-import { benchHttp, benchHttp2, benchNewconnShapes, benchRelays } from './http.js';
+import { benchHttp, benchHttp2, benchNewconnShapes, benchNewconnWindow, benchRelays } from './http.js';
 import { benchMemory } from './memory.js';
 import { benchSession } from './session.js';
 import { benchToken } from './token.js';
@@ -69,6 +69,7 @@ const sections: [string, (ctx: BenchContext) => void | Promise<void>][] = [
   ['http', benchHttp],
   ['http2', benchHttp2],
   ['newconn-shapes', async (ctx) => benchNewconnShapes(ctx, await createBenchCertificate('rsa'))],
+  ['newconn-window', async (ctx) => benchNewconnWindow(ctx, await createBenchCertificate('rsa'))],
   ['memory', benchMemory],
   ['cluster', benchCluster],
   ['relays', benchRelays],

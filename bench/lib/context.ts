@@ -15,6 +15,8 @@ export interface Budget {
   readonly httpWindowMs: number;
   readonly keepaliveConnections: number;
   readonly newconnConcurrency: number;
+  /** New connections in the same window: one untimed window per server before the rounds. */
+  readonly newconnPreWarmMs: number;
   /** Memory: idle bound connections, and the length of the keep-alive growth run. */
   readonly memoryConnections: number;
   readonly growthMs: number;
@@ -28,6 +30,7 @@ export const QUICK: Budget = {
   httpWindowMs: 600,
   keepaliveConnections: 32,
   newconnConcurrency: 16,
+  newconnPreWarmMs: 1000,
   memoryConnections: 100,
   growthMs: 1500,
 };
@@ -40,6 +43,7 @@ export const FULL: Budget = {
   httpWindowMs: 5000,
   keepaliveConnections: 32,
   newconnConcurrency: 16,
+  newconnPreWarmMs: 15_000,
   memoryConnections: 500,
   growthMs: 30_000,
 };

@@ -1,5 +1,6 @@
 import test from 'ava';
 import {
+  ByteReader,
   createTokenBindingID,
   encodeTokenBinding,
   encodeTokenBindingMessage,
@@ -233,4 +234,27 @@ test('encodeTokenBindingMessage rejects a list over 65535 bytes', (t) => {
   const id = createTokenBindingID(2, EC_KEY);
   const big: TokenBinding = { type: 0, id, signature: new Uint8Array(0xff00), extensions: [] };
   t.throws(() => encodeTokenBindingMessage({ bindings: [big, big] }), { instanceOf: TypeError });
+});
+
+test('ByteReader vectors: each failure names the field, the bound and the offset; a failed length is not consumed', (t) => {
+  const cause = (f: () => unknown): unknown => {
+    const err = t.throws(f, { instanceOf: TokenBindingError });
+    t.is(err?.code, 'ERR_TB_MALFORMED');
+    return err?.cause;
+  };
+  const reader = (...bytes: number[]): ByteReader => new ByteReader(Uint8Array.from(bytes), 'ERR_TB_MALFORMED');
+  t.deepEqual(cause(() => reader(7).vector16('x', 0, 10)), { field: 'x.length', expected: '2 bytes', actual: '1 bytes', offset: 0 });
+  const range16 = reader(0, 5, 1, 2, 3, 4, 5);
+  t.deepEqual(cause(() => range16.vector16('x', 6, 10)), { field: 'x.length', expected: '6..10', actual: 5, offset: 0 });
+  t.is(range16.pos, 0);
+  t.deepEqual(cause(() => reader(0, 5, 1, 2).vector16('x', 1, 10)), { field: 'x', expected: '5 bytes', actual: '2 bytes', offset: 2 });
+  t.deepEqual(cause(() => reader().vector8('x', 0, 10)), { field: 'x.length', expected: '1 byte', actual: 'end of input', offset: 0 });
+  const range8 = reader(3, 1, 2, 3);
+  t.deepEqual(cause(() => range8.vector8('x', 4, 5)), { field: 'x.length', expected: '4..5', actual: 3, offset: 0 });
+  t.is(range8.pos, 0);
+  t.deepEqual(cause(() => reader(3, 1).vector8('x', 1, 5)), { field: 'x', expected: '3 bytes', actual: '1 bytes', offset: 1 });
+  const ok = reader(0, 2, 9, 8, 1, 7, 6);
+  t.deepEqual([...ok.vector16('a', 1, 2)], [9, 8]);
+  t.deepEqual([...ok.vector8('b', 1, 1)], [7]);
+  t.is(ok.pos, 6);
 });

@@ -93,10 +93,16 @@ export type TokenBindingConditions =
       readonly detail: TlsConditionsDetail;
     };
 
+/** The answers for TLS 1.3 and TLS 1.2, shared (frozen): every connection asks. */
+const TLS13_OK: TokenBindingConditions = Object.freeze({ ok: true, protocol: 'TLSv1.3', extendedMasterSecret: true });
+const TLS12_EMS_OK: TokenBindingConditions = Object.freeze({ ok: true, protocol: 'TLSv1.2', extendedMasterSecret: true });
+const TLS12_NO_EMS: TokenBindingConditions = Object.freeze({ ok: false, protocol: 'TLSv1.2', reason: 'ERR_TB_TLS_CONDITIONS', detail: 'no-ems' });
+const TLS12_EMS_UNKNOWN: TokenBindingConditions = Object.freeze({ ok: false, protocol: 'TLSv1.2', reason: 'ERR_TB_TLS_CONDITIONS', detail: 'ems-unknown' });
+
 /**
  * Decides from a protocol string and the EMS fact whether Token Binding may be used
  * (RFC 8471 §4.2, RFC 8472 §5, draft-ietf-tokbind-tls13): TLS 1.3, or TLS 1.2 with Extended
- * Master Secret; never TLS 1.1 or older.
+ * Master Secret; never TLS 1.1 or older. The answer is frozen.
  *
  * @example
  * ```ts
@@ -105,15 +111,10 @@ export type TokenBindingConditions =
  */
 export function tokenBindingConditions(protocol: string | null, extendedMasterSecret: boolean | null): TokenBindingConditions {
   const p = protocol ?? 'unknown';
-  if (p === 'TLSv1.3') return { ok: true, protocol: p, extendedMasterSecret: true };
-  if (p !== 'TLSv1.2') return { ok: false, protocol: p, reason: 'ERR_TB_TLS_CONDITIONS', detail: 'tls-version' };
-  if (extendedMasterSecret === true) return { ok: true, protocol: p, extendedMasterSecret: true };
-  return {
-    ok: false,
-    protocol: p,
-    reason: 'ERR_TB_TLS_CONDITIONS',
-    detail: extendedMasterSecret === false ? 'no-ems' : 'ems-unknown',
-  };
+  if (p === 'TLSv1.3') return TLS13_OK;
+  if (p !== 'TLSv1.2') return Object.freeze({ ok: false, protocol: p, reason: 'ERR_TB_TLS_CONDITIONS', detail: 'tls-version' });
+  if (extendedMasterSecret === true) return TLS12_EMS_OK;
+  return extendedMasterSecret === false ? TLS12_NO_EMS : TLS12_EMS_UNKNOWN;
 }
 
 /**

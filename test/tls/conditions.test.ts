@@ -108,6 +108,10 @@ test('tokenBindingConditions: the decision table', (t) => {
   t.deepEqual(tokenBindingConditions('TLSv1.2', null), no('TLSv1.2', 'ems-unknown'));
   for (const p of ['TLSv1.1', 'TLSv1', 'SSLv3', 'unknown']) t.deepEqual(tokenBindingConditions(p, true), no(p, 'tls-version'));
   t.deepEqual(tokenBindingConditions(null, true), no('unknown', 'tls-version'));
+  // Every answer is frozen: the common ones are shared by all connections.
+  for (const [p, ems] of [['TLSv1.3', null], ['TLSv1.2', true], ['TLSv1.2', false], ['TLSv1.2', null], ['TLSv1.1', true]] as const) {
+    t.true(Object.isFrozen(tokenBindingConditions(p, ems)), `${p} ${String(ems)}`);
+  }
 });
 
 function session(fields: asn1js.AsnType[]): Uint8Array {

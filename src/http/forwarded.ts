@@ -11,7 +11,7 @@
 import { base64urlDecode } from '../codec/base64url.js';
 import { parseTokenBindingID } from '../codec/message.js';
 import { TokenBindingError, type TokenBindingErrorCause } from '../errors.js';
-import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
+import { createVerifiedID, tokenBindingResult, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
 
 /** draft-ietf-tokbind-ttrp §2.2: the EncodedTokenBindingID of the provided binding. */
 export const SEC_PROVIDED_TOKEN_BINDING_ID = 'sec-provided-token-binding-id';
@@ -194,12 +194,11 @@ export function parseForwardedTokenBindingHeaders(values: ForwardedHeaderValues)
     }
     return null;
   }
-  const result: TokenBindingResult = {
-    provided: parseEncodedID(provided, SEC_PROVIDED_TOKEN_BINDING_ID),
-    referred: referred === undefined ? null : parseEncodedID(referred, SEC_REFERRED_TOKEN_BINDING_ID),
-    others: Object.freeze(other === undefined ? [] : parseOtherTokenBindingIDs(other)),
-  };
-  return Object.freeze(result);
+  return tokenBindingResult(
+    parseEncodedID(provided, SEC_PROVIDED_TOKEN_BINDING_ID),
+    referred === undefined ? null : parseEncodedID(referred, SEC_REFERRED_TOKEN_BINDING_ID),
+    other === undefined ? undefined : parseOtherTokenBindingIDs(other),
+  );
 }
 
 /**

@@ -53,6 +53,8 @@ class VerifiedTokenBindingID implements VerifiedID {
   readonly hash: string;
   readonly keyParameters: KeyParametersName | number;
   readonly #raw: Uint8Array;
+  /** The result of a message whose only binding is this ID, made on first use (see `tokenBindingResult`). */
+  #alone: TokenBindingResult | undefined = undefined;
 
   constructor(id: TokenBindingID) {
     // Own copy: the parser hands out views into the decoded header.
@@ -69,6 +71,28 @@ class VerifiedTokenBindingID implements VerifiedID {
   get raw(): Uint8Array {
     return this.#raw.slice();
   }
+
+  /** A private field, so it can be set on this frozen object. */
+  static alone(id: VerifiedTokenBindingID): TokenBindingResult {
+    return (id.#alone ??= Object.freeze({ provided: id, referred: null, others: NO_OTHERS }));
+  }
+}
+
+const NO_OTHERS: readonly OtherVerifiedBinding[] = Object.freeze([]);
+
+/**
+ * The frozen result for verified IDs. The common message — a provided binding alone — gets one
+ * shared result per ID, kept with its VerifiedID: it is a pure function of that (frozen) ID, and a
+ * new connection then allocates and freezes nothing for it. `others` is frozen as given.
+ *
+ * @internal Shared by verification and the trusted-proxy path.
+ */
+export function tokenBindingResult(provided: VerifiedID, referred: VerifiedID | null, others: OtherVerifiedBinding[] | undefined): TokenBindingResult {
+  if (referred === null && (others === undefined || others.length === 0)) {
+    if (provided instanceof VerifiedTokenBindingID) return VerifiedTokenBindingID.alone(provided);
+    return Object.freeze({ provided, referred, others: NO_OTHERS });
+  }
+  return Object.freeze({ provided, referred, others: others === undefined ? NO_OTHERS : Object.freeze(others) });
 }
 
 /**

@@ -18,7 +18,7 @@ import {
 import { hasVerifySubscribers, nowNs, recordVerification } from './metrics.js';
 import { isReplayed, markIfReplayed, rememberVerified } from './replay.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingVerifyOptions } from './options.js';
-import { createVerifiedID, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
+import { createVerifiedID, tokenBindingResult, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
 
 /**
  * A connection described by its caller: the EKM of the TLS connection that carried the header and
@@ -165,13 +165,11 @@ function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: Reso
     }
   }
 
-  const otherIDs: OtherVerifiedBinding[] = others === undefined ? [] : others.map((b) => Object.freeze({ type: b.type, id: createVerifiedID(b.id) }));
-  const result: TokenBindingResult = {
-    provided: createVerifiedID(provided.id),
-    referred: referred === undefined ? null : createVerifiedID(referred.id),
-    others: Object.freeze(otherIDs),
-  };
-  return Object.freeze(result);
+  return tokenBindingResult(
+    createVerifiedID(provided.id),
+    referred === undefined ? null : createVerifiedID(referred.id),
+    others?.map((b): OtherVerifiedBinding => Object.freeze({ type: b.type, id: createVerifiedID(b.id) })),
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * createVerifiedID (src/http/result.ts): one frozen VerifiedID per distinct TokenBindingID, shared
- * by every connection of its client, always the one of the exact bytes asked for.
+ * by every connection of its client, always the one of the exact bytes asked for; and
+ * tokenBindingResult: one frozen result per ID for a provided binding alone.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
@@ -19,7 +20,10 @@ test('a client verified on two connections gets the same VerifiedID object, with
   const b = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
   const ra = verifyTokenBindingHeader(createSecTokenBindingHeader({ provided: key, ekm: a.ekm }), a)!;
   const rb = verifyTokenBindingHeader(createSecTokenBindingHeader({ provided: key, ekm: b.ekm }), b)!;
-  t.not(ra, rb, 'each connection has its own result');
+  t.is(ra, rb, 'a provided binding alone: one frozen result per ID, whatever the connection');
+  t.true(Object.isFrozen(ra));
+  t.true(Object.isFrozen(ra.others));
+  t.deepEqual([ra.referred, ra.others.length], [null, 0]);
   t.is(ra.provided, rb.provided, 'the ID object is shared');
   t.true(Object.isFrozen(ra.provided));
   t.is(ra.provided.id, Buffer.from(key.id.raw).toString('base64url'));
@@ -49,4 +53,20 @@ test('thousands of IDs (more than the cache holds, sharing its sets): each answe
   t.not(after.id, before.id);
   t.is(before.id, Buffer.from(ids[0]!).toString('base64url'));
   t.is(createVerifiedID(parseTokenBindingID(ids[0]!)).id, before.id);
+});
+
+test('a result with a referred ID is its own, frozen, and names both IDs; another provided key gets another result', (t) => {
+  const key = generateTokenBindingKey();
+  const referredKey = generateTokenBindingKey();
+  const c = { ekm: randomBytes(32), negotiatedKeyParameters: [2] };
+  const alone = verifyTokenBindingHeader(createSecTokenBindingHeader({ provided: key, ekm: c.ekm }), c)!;
+  const withReferred = verifyTokenBindingHeader(createSecTokenBindingHeader({ provided: key, referred: referredKey, ekm: c.ekm }), c)!;
+  t.not(withReferred, alone);
+  t.true(Object.isFrozen(withReferred));
+  t.is(withReferred.provided, alone.provided);
+  t.is(withReferred.referred?.id, Buffer.from(referredKey.id.raw).toString('base64url'));
+  const other = verifyTokenBindingHeader(createSecTokenBindingHeader({ provided: referredKey, ekm: c.ekm }), c)!;
+  t.not(other, alone);
+  t.is(other.provided.id, Buffer.from(referredKey.id.raw).toString('base64url'));
+  t.is(other.referred, null);
 });

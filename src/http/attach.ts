@@ -4,7 +4,6 @@
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
 import { Server as TlsServer } from 'node:tls';
-import { keepRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { installTokenBinding } from './server.js';
 
@@ -43,11 +42,10 @@ import { installTokenBinding } from './server.js';
 export function attachTokenBinding<S extends HttpsServer | Http2SecureServer>(server: S, options: TokenBindingServerOptions = {}): S {
   if (!(server instanceof TlsServer)) throw new TypeError('server must be an https.Server or an HTTP/2 secure server');
   const resolved = resolveTokenBindingOptions(options);
-  if (installTokenBinding(server, resolved)) {
-    // The server's TLS options cannot be changed any more: renegotiation is refused on each
-    // connection (and a connection that attempts one is closed, whatever the application's
-    // 'clientError' listener does); contexts made later (setSecureContext) refuse it in OpenSSL too.
-    keepRenegotiationRefused(server);
-  }
+  // The server's TLS options cannot be changed any more: installTokenBinding refuses
+  // renegotiation on each connection (and closes a connection that attempts one, whatever the
+  // application's 'clientError' listener does); contexts made later (setSecureContext) refuse it
+  // in OpenSSL too.
+  installTokenBinding(server, resolved);
   return server;
 }

@@ -3,7 +3,7 @@
  */
 import http2 from 'node:http2';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, SecureServerOptions } from 'node:http2';
-import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
+import { withRenegotiationRefused } from '../tls/conditions.js';
 import { resolveTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { installTokenBinding } from './server.js';
 
@@ -37,8 +37,8 @@ export function createSecureServer(
   const { tokenBinding, ...http2Options } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = http2.createSecureServer(withRenegotiationRefused(http2Options));
-  // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
-  keepRenegotiationRefused(server);
+  // Renegotiation stays refused through setSecureContext (certificate rotation) and whatever
+  // context a connection gets: installTokenBinding.
   installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;

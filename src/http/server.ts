@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { keyParametersName, parseKeyParameters } from '../codec/keyparams.js';
 import { TokenBindingError } from '../errors.js';
-import { keepRenegotiationRefused, withRenegotiationRefused } from '../tls/conditions.js';
+import { keepContextsRefusing, refuseRenegotiationOn, withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
   getConnectionContext,
@@ -146,8 +146,12 @@ export function installConnectionTracking(server: TlsServer, options: ResolvedTo
       return;
     }
     if (!facts.eligible) recordTlsConditionsUnmet(facts.ineligibleReason ?? 'unknown', facts.protocol);
-    // TLS 1.3 has no renegotiation.
-    if (facts.protocol !== 'TLSv1.3') watchRenegotiation(socket, () => recordTlsConditionsUnmet('renegotiation', facts.protocol));
+    // TLS 1.3 has no renegotiation. Below it, the connection refuses one (this listener does what
+    // keepRenegotiationRefused's would, see installTokenBinding) and attempts are counted.
+    if (facts.protocol !== 'TLSv1.3') {
+      refuseRenegotiationOn(socket);
+      watchRenegotiation(socket, () => recordTlsConditionsUnmet('renegotiation', facts.protocol));
+    }
   });
 }
 
@@ -529,6 +533,10 @@ export function installTokenBinding(server: TlsServer, options: ResolvedTokenBin
     throw new TypeError('tokbind is already installed on this server with other options');
   }
   installed.set(server, options);
+  // Renegotiation is refused for the server's whole life: contexts made later (setSecureContext)
+  // refuse it in OpenSSL, and each connection below TLS 1.3 refuses it in the tracking listener
+  // (and is closed if it attempts one, whatever the application's 'clientError' listener does).
+  keepContextsRefusing(server);
   installConnectionTracking(server, options);
   interceptRequests(server, options);
   verifyBeforeContinue(server);
@@ -606,8 +614,8 @@ export function createServer(options: TokenBindingHttpsServerOptions, handler?: 
   const { tokenBinding, ...httpsOptions } = options;
   const resolved = resolveTokenBindingOptions(tokenBinding ?? {});
   const server = https.createServer(withRenegotiationRefused(httpsOptions));
-  // Also through setSecureContext (certificate rotation) and whatever context a connection gets.
-  keepRenegotiationRefused(server);
+  // Renegotiation stays refused through setSecureContext (certificate rotation) and whatever
+  // context a connection gets: installTokenBinding.
   installTokenBinding(server, resolved);
   if (handler !== undefined) server.on('request', handler);
   return server;

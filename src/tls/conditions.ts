@@ -42,7 +42,8 @@ const refusing = new WeakSet<TlsServer>();
  *   `SNICallback`, say), a renegotiation handshake that starts is a TLS error, and the connection
  *   is closed even when the application handles 'clientError' itself. TLS 1.3 has none.
  *
- * Idempotent. tokbind's `createServer` and `createSecureServer` call it.
+ * Idempotent. tokbind's servers (`createServer`, `createSecureServer`, `attachTokenBinding`) do the
+ * same, with the per-connection part in their own connection tracking.
  *
  * @example
  * ```ts
@@ -52,16 +53,28 @@ const refusing = new WeakSet<TlsServer>();
  * ```
  */
 export function keepRenegotiationRefused(server: TlsServer): void {
+  if (keepContextsRefusing(server)) server.prependListener('secureConnection', refuseRenegotiation);
+}
+
+/**
+ * {@link keepRenegotiationRefused} for a server whose own 'secureConnection' listener calls
+ * {@link refuseRenegotiationOn} for each TLS 1.2 (or older) connection itself — tokbind's
+ * connection tracking, which knows the protocol already: one listener per connection, not two.
+ * Marks the server as refusing, so a later `keepRenegotiationRefused` adds nothing.
+ *
+ * @internal Used by the http layer's servers.
+ */
+export function keepContextsRefusing(server: TlsServer): boolean {
   if (server === null || typeof server !== 'object' || typeof server.setSecureContext !== 'function') {
     throw new TypeError('server must be a TLS server');
   }
-  if (refusing.has(server)) return;
+  if (refusing.has(server)) return false;
   refusing.add(server);
   const setSecureContext = server.setSecureContext;
   server.setSecureContext = function (this: TlsServer, options: SecureContextOptions): void {
     Reflect.apply(setSecureContext, this, [withRenegotiationRefused(options as TlsOptions)]);
   };
-  server.prependListener('secureConnection', refuseRenegotiation);
+  return true;
 }
 
 /** Closes a connection that attempted a renegotiation (one function for every socket). */
@@ -77,6 +90,15 @@ function closeOnRenegotiation(this: TLSSocket, err: Error & { code?: string }): 
  */
 function refuseRenegotiation(socket: TLSSocket): void {
   if (socket.getProtocol() === 'TLSv1.3') return;
+  refuseRenegotiationOn(socket);
+}
+
+/**
+ * The per-connection half of {@link keepRenegotiationRefused}, for a connection below TLS 1.3.
+ *
+ * @internal Used by the http layer's connection tracking (see {@link keepContextsRefusing}).
+ */
+export function refuseRenegotiationOn(socket: TLSSocket): void {
   socket.disableRenegotiation();
   socket.on('error', closeOnRenegotiation);
 }

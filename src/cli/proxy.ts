@@ -6,13 +6,12 @@ import { parseKeyParameters } from '../codec/keyparams.js';
 import { createForwardingSigner } from '../http/assertion.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createProxy, type TokenBindingProxy } from '../proxy/server.js';
-import { createSelfSignedCertificate } from '../tls/certificate.js';
 import http from 'node:http';
 import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
 import { InputError, defineCommand, listenFailure, oneStdin, readFileArgument, serverOptions, tlsServerOptions } from './args.js';
-import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers } from './cluster.js';
 import { ExitCode, UsageError, reportError, writeLine } from './io.js';
-import { loadCertificateAndKey } from './tls-files.js';
+import { checkCertificateOptions, serverCertificate, sharedCertificate } from './tls-files.js';
 
 function keyParametersList(value: string): number[] {
   try {
@@ -75,7 +74,7 @@ export const proxy = defineCommand(
   },
   async ({ values }, io, signal) => {
     const keyParameters = keyParametersList(values['key-parameters']);
-    if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+    checkCertificateOptions(values);
     oneStdin({ '--cert': values.cert, '--key': values.key, '--forward-key': values['forward-key'] });
     try {
       const url = new URL(values.upstream);
@@ -83,13 +82,11 @@ export const proxy = defineCommand(
     } catch {
       throw new UsageError(`--upstream must be an http:// URL, got ${JSON.stringify(values.upstream)}`);
     }
-    const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
     if (isClusterPrimary(values)) {
       if (values.cert === '-' || values.key === '-' || values['forward-key'] === '-') {
         throw new UsageError('--workers cannot read --cert/--key/--forward-key from stdin (each worker reads the files)');
       }
-      // Workers share one self-signed certificate (made here), so every connection presents the same.
-      const shared = values.cert === undefined ? { tls: selfSigned() } : {};
+      const shared = sharedCertificate(values);
       // The primary aggregates the workers' metrics for a scrape of --metrics-port on any of them.
       const metrics = values['metrics-port'] === undefined ? undefined : createClusterMetrics();
       try {
@@ -98,13 +95,10 @@ export const proxy = defineCommand(
         metrics?.close();
       }
     }
-    let tls: { key: string | Buffer; cert: string | Buffer };
+    let tls: { key: string; cert: string };
     let forwardKey: string | undefined;
     try {
-      tls =
-        values.cert !== undefined && values.key !== undefined
-          ? await loadCertificateAndKey(values.cert, values.key, io)
-          : (sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned());
+      tls = await serverCertificate(values, io);
       if (values['forward-key'] !== undefined) {
         forwardKey = (await readFileArgument('--forward-key', values['forward-key'], io)).toString('utf8');
         try {

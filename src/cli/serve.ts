@@ -7,16 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseKeyParameters } from '../codec/keyparams.js';
 import type { TokenBindingServerOptions } from '../http/options.js';
 import { createServer } from '../http/server.js';
-import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { TokenBindingError } from '../errors.js';
 import { createClusterMetrics, createServerMetrics, type ClusterMetrics } from '../metrics/cluster.js';
 import { sendProblem } from '../http/problem.js';
 import { sendAccessTokenChallenge, verifyForGlue } from '../token/respond.js';
 import { createAccessTokenVerifier, loadJwksFile, type AccessTokenVerifier } from '../token/verify.js';
 import { defineCommand, oneStdin, serverOptions, tlsServerOptions } from './args.js';
-import { loadCertificateAndKey } from './tls-files.js';
+import { checkCertificateOptions, serverCertificate, sharedCertificate } from './tls-files.js';
 import { UsageError, reportError } from './io.js';
-import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers, sharedFromPrimary } from './cluster.js';
+import { clusterOptions, isClusterPrimary, listenAndServe, parseWorkerCount, runWorkers } from './cluster.js';
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -129,7 +128,7 @@ export const serve = defineCommand(
     } catch (err) {
       throw new UsageError(`--key-parameters: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+    checkCertificateOptions(values);
     oneStdin({ '--cert': values.cert, '--key': values.key });
     // Checked before any worker starts: a usage error or an unusable JWKS stops the command at once.
     let tokens: TokenCheck | undefined;
@@ -149,13 +148,11 @@ export const serve = defineCommand(
         return reportError(io, err);
       }
     }
-    const selfSigned = (): { key: string; cert: string } => createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
     if (isClusterPrimary(values)) {
       // Each worker would keep its own DPoP replay cache: a proof replayed to another worker would pass.
       if (tokens !== undefined) throw new UsageError('--jwks cannot be combined with --workers (the DPoP replay cache is per process)');
       if (values.cert === '-' || values.key === '-') throw new UsageError('--workers cannot read --cert/--key from stdin (each worker reads the files)');
-      // Workers share one self-signed certificate (made here), so every connection presents the same.
-      const shared = values.cert === undefined ? { tls: selfSigned() } : {};
+      const shared = sharedCertificate(values);
       // The primary aggregates the workers' metrics for a /metrics scrape on any of them.
       const metrics = createClusterMetrics();
       try {
@@ -164,12 +161,9 @@ export const serve = defineCommand(
         metrics.close();
       }
     }
-    let tls: { key: string | Buffer; cert: string | Buffer };
+    let tls: { key: string; cert: string };
     try {
-      tls =
-        values.cert !== undefined && values.key !== undefined
-          ? await loadCertificateAndKey(values.cert, values.key, io)
-          : (sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned());
+      tls = await serverCertificate(values, io);
     } catch (err) {
       return reportError(io, err);
     }

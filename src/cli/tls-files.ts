@@ -3,8 +3,10 @@
  * what is wrong with it (OpenSSL's "PEM routines::no start line" says neither).
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createSelfSignedCertificate } from '../tls/certificate.js';
 import { InputError, readFileArgument } from './args.js';
-import type { CliIo } from './io.js';
+import { sharedFromPrimary } from './cluster.js';
+import { UsageError, type CliIo } from './io.js';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
@@ -57,4 +59,38 @@ export async function loadCertificateAndKey(certPath: string, keyPath: string, i
     throw new InputError(`--key ${keyPath} is not the private key of the certificate in --cert ${certPath} (the first certificate must be the server's)`);
   }
   return { cert, key };
+}
+
+/** The certificate options of a server command (`serve`, `proxy`). */
+export interface ServerCertificateOptions {
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  /** `--host`: named in a self-signed certificate beside localhost and 127.0.0.1. */
+  readonly host: string;
+}
+
+/** `--cert` and `--key` come together, or neither does. */
+export function checkCertificateOptions(values: ServerCertificateOptions): void {
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+}
+
+function selfSigned(values: ServerCertificateOptions): { key: string; cert: string } {
+  return createSelfSignedCertificate({ altNames: [...new Set(['localhost', '127.0.0.1', values.host])] });
+}
+
+/**
+ * What a `--workers` primary shares with its workers: without `--cert`, the one self-signed
+ * certificate it made, so that every connection presents the same whichever worker takes it.
+ */
+export function sharedCertificate(values: ServerCertificateOptions): { tls?: { key: string; cert: string } } {
+  return values.cert === undefined ? { tls: selfSigned(values) } : {};
+}
+
+/**
+ * The server's certificate and key: `--cert`/`--key` when given (read and checked), otherwise the
+ * self-signed one the primary shared (a `--workers` worker), otherwise a new self-signed one.
+ */
+export async function serverCertificate(values: ServerCertificateOptions, io: CliIo): Promise<{ key: string; cert: string }> {
+  if (values.cert !== undefined && values.key !== undefined) return loadCertificateAndKey(values.cert, values.key, io);
+  return sharedFromPrimary<{ tls?: { key: string; cert: string } }>()?.tls ?? selfSigned(values);
 }

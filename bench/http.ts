@@ -6,7 +6,7 @@
  * Rounds interleave the variants (A/B/C, then B/C/A, …) so machine noise hits all of them;
  * ratios are paired per round.
  */
-import type { BenchContext } from './lib/context.js';
+import type { BenchContext, Budget } from './lib/context.js';
 import type { Child } from './lib/proc.js';
 import type { RunConfig, RunResult } from './lib/loadgen.js';
 import { pairedRatio, summarize, median } from './lib/stats.js';
@@ -79,6 +79,21 @@ export async function runOnce(ctx: BenchContext, rig: HttpRig, kind: string, con
   }
   if (result.completed === 0) throw new Error(`${kind} ${config.mode}: no request completed in the window`);
   return { ...result, serverCpu: (e.cpuUs - s.cpuUs) / 1000 / (e.at - s.at) };
+}
+
+/**
+ * A new-connection run: a fresh TLS connection per request (with `resume`, resuming the slot's
+ * previous session), `auth: 'tokbind'` signing each for its EKM.
+ */
+function newconnConfig(b: Budget, auth: 'none' | 'tokbind', resume: boolean): Omit<RunConfig, 'port' | 'ca'> {
+  return {
+    mode: 'newconn',
+    auth,
+    connections: b.newconnConcurrency,
+    warmupMs: b.httpWarmupMs,
+    durationMs: b.httpWindowMs,
+    ...(resume ? { resume: true } : {}),
+  };
 }
 
 /** One variant of a figure: a server (by rig name), and the requests sent to it. */
@@ -261,13 +276,7 @@ export async function benchHttp(ctx: BenchContext): Promise<void> {
   ctx.report.set('http.keepalive.capacity.metrics_ratio', pairedMedian(kaCapacity('tokbind_metrics'), kaCapacity('tokbind')));
   ctx.report.note(`http.keepalive: per server CPU second, tokbind/plain = ${capRatio.median.toFixed(3)} (${capRatio.min.toFixed(2)}..${capRatio.max.toFixed(2)}) — the cross-check when the server core was not saturated`);
 
-  const newconn = (auth: 'none' | 'tokbind'): Omit<RunConfig, 'port' | 'ca'> => ({
-    mode: 'newconn',
-    auth,
-    connections: b.newconnConcurrency,
-    warmupMs: b.httpWarmupMs,
-    durationMs: b.httpWindowMs,
-  });
+  const newconn = (auth: 'none' | 'tokbind'): Omit<RunConfig, 'port' | 'ca'> => newconnConfig(b, auth, false);
   // Every variant but `plain_noheader` receives the same requests (a new connection, a signed
   // header for it): only the server differs.
   const nc = await interleave(ctx, rig, [
@@ -378,15 +387,7 @@ export async function benchHttp2(ctx: BenchContext): Promise<void> {
  * each, with the same variants as the main new-connection figure.
  */
 export async function benchNewconnShapes(ctx: BenchContext, rsaCert: BenchCertificate): Promise<void> {
-  const b = ctx.budget;
-  const newconn = (resume: boolean): Omit<RunConfig, 'port' | 'ca'> => ({
-    mode: 'newconn',
-    auth: 'tokbind',
-    connections: b.newconnConcurrency,
-    warmupMs: b.httpWarmupMs,
-    durationMs: b.httpWindowMs,
-    ...(resume ? { resume: true } : {}),
-  });
+  const newconn = (resume: boolean): Omit<RunConfig, 'port' | 'ca'> => newconnConfig(ctx.budget, 'tokbind', resume);
   const variants = (resume: boolean) => [
     { name: 'plain', kind: 'plain', config: () => newconn(resume) },
     { name: 'tokbind', kind: 'tokbind', config: () => newconn(resume) },
@@ -437,14 +438,7 @@ export async function benchNewconnWindow(ctx: BenchContext, rsaCert: BenchCertif
       SERVER,
       3,
     );
-    const config = (): Omit<RunConfig, 'port' | 'ca'> => ({
-      mode: 'newconn',
-      auth: 'tokbind',
-      connections: b.newconnConcurrency,
-      warmupMs: b.httpWarmupMs,
-      durationMs: b.httpWindowMs,
-      ...(resume ? { resume: true } : {}),
-    });
+    const config = (): Omit<RunConfig, 'port' | 'ca'> => newconnConfig(b, 'tokbind', resume);
     const nc = await sameWindow(
       ctx,
       rig,

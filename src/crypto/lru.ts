@@ -135,17 +135,43 @@ export class IdCache<V> {
     if (this.maxSize === 0) return;
     const h = hashBytes(raw);
     const set = h % this.#sets;
-    let i = this.#find(raw, h, set);
-    if (i < 0) {
-      const first = set * 2;
-      const hasSecond = first + 1 < this.maxSize;
-      // An empty way first; otherwise the one not used last.
-      if (this.#keys[first] === undefined || !hasSecond) i = first;
-      else if (this.#keys[first + 1] === undefined) i = first + 1;
-      else i = first + (this.#recent[set] === 0 ? 1 : 0);
-      this.#keys[i] = raw.slice();
-      this.#hashes[i] = h;
+    const i = this.#find(raw, h, set);
+    this.#put(i < 0 ? this.#claim(raw, h, set) : i, set, value);
+  }
+
+  /**
+   * The value cached for `raw`, or else `create(raw)`, cached and returned: what `get` then `set`
+   * do, with the bytes hashed and the set searched once.
+   */
+  getOrCreate(raw: Uint8Array, create: (raw: Uint8Array) => V): V {
+    if (this.maxSize === 0) return create(raw);
+    const h = hashBytes(raw);
+    const set = h % this.#sets;
+    const i = this.#find(raw, h, set);
+    if (i >= 0) {
+      this.#recent[set] = i & 1;
+      return this.#values[i]!;
     }
+    const value = create(raw);
+    if (value === undefined) throw new TypeError('undefined cannot be cached');
+    this.#put(this.#claim(raw, h, set), set, value);
+    return value;
+  }
+
+  /** The way a new key takes in its set (an empty one first, otherwise the one not used last), holding a copy of `raw`. */
+  #claim(raw: Uint8Array, h: number, set: number): number {
+    const first = set * 2;
+    const hasSecond = first + 1 < this.maxSize;
+    let i: number;
+    if (this.#keys[first] === undefined || !hasSecond) i = first;
+    else if (this.#keys[first + 1] === undefined) i = first + 1;
+    else i = first + (this.#recent[set] === 0 ? 1 : 0);
+    this.#keys[i] = raw.slice();
+    this.#hashes[i] = h;
+    return i;
+  }
+
+  #put(i: number, set: number, value: V): void {
     this.#values[i] = value;
     this.#recent[set] = i & 1;
   }

@@ -69,11 +69,7 @@ export function createNodeBackend(options: NodeBackendOptions = {}): Verificatio
       const raw = id.raw;
       const expectedLength = signatureLength(raw[0] ?? -1);
       if (expectedLength === 0 || signature.length !== expectedLength) return false;
-      let key = cache.get(raw);
-      if (key === undefined) {
-        key = importVerifyKey(raw);
-        cache.set(raw, key);
-      }
+      const key = cache.getOrCreate(raw, importVerifyKey);
       if (key === UNUSABLE) return false;
       try {
         return cryptoVerify('sha256', signedData, key, signature);

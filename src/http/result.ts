@@ -56,13 +56,14 @@ class VerifiedTokenBindingID implements VerifiedID {
   /** The result of a message whose only binding is this ID, made on first use (see `tokenBindingResult`). */
   #alone: TokenBindingResult | undefined = undefined;
 
-  constructor(id: TokenBindingID) {
+  /** `wire`: a TokenBindingID's wire bytes, key_parameters first (as the parser's `id.raw`). */
+  constructor(wire: Uint8Array) {
     // Own copy: the parser hands out views into the decoded header.
-    const raw = id.raw.slice();
+    const raw = wire.slice();
     // Buffer's encoder returns a flat string; this one is kept as long as the ID is cached.
     this.id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
     this.hash = tokenBindingHash(raw);
-    this.keyParameters = keyParametersName(id.keyParameters);
+    this.keyParameters = keyParametersName(raw[0]!);
     this.#raw = raw;
     Object.freeze(this);
   }
@@ -108,11 +109,11 @@ const verifiedIDs = new IdCache<VerifiedTokenBindingID>(DEFAULT_KEY_CACHE_SIZE);
 
 /** The frozen VerifiedID of a verified TokenBindingID: base64url and the hash computed once per distinct ID. */
 export function createVerifiedID(id: TokenBindingID): VerifiedID {
-  const raw = id.raw;
-  let verified = verifiedIDs.get(raw);
-  if (verified === undefined) {
-    verified = new VerifiedTokenBindingID(id);
-    verifiedIDs.set(raw, verified);
-  }
-  return verified;
+  // `id.raw[0]` is `id.keyParameters`: the parser reads both from the same byte.
+  return verifiedIDs.getOrCreate(id.raw, newVerifiedID);
+}
+
+/** One function for every miss: a closure over `id` would be allocated on every hit too. */
+function newVerifiedID(raw: Uint8Array): VerifiedTokenBindingID {
+  return new VerifiedTokenBindingID(raw);
 }

@@ -76,10 +76,10 @@ test('idCacheKey is the latin1 string of the bytes, as Buffer makes it', (t) => 
   t.pass();
 });
 
-test('IdCache answers like a map of the bytes, for any sequence of sets and gets, and never holds more than its size', (t) => {
+test('IdCache answers like a map of the bytes, for any sequence of sets, gets and getOrCreates, and never holds more than its size', (t) => {
   // Few distinct keys and a small cache: sets collide, ways get evicted, keys come back.
   const key = fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => b.map((x) => x & 3));
-  const op = fc.record({ set: fc.boolean(), key, value: fc.nat(1000) });
+  const op = fc.record({ set: fc.boolean(), create: fc.boolean(), key, value: fc.nat(1000) });
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 7 }), fc.array(op, { maxLength: 200 }), (size, ops) => {
       const cache = new IdCache<number>(size);
@@ -92,6 +92,19 @@ test('IdCache answers like a map of the bytes, for any sequence of sets and gets
           cache.set(scratch, o.value);
           scratch.fill(9);
           truth.set(k, o.value);
+        } else if (o.create) {
+          // getOrCreate: a hit is the latest value for these bytes and creates nothing; a miss
+          // creates the value (from these bytes), which is then what the cache holds.
+          let created = false;
+          const got = cache.getOrCreate(o.key, (raw) => {
+            created = true;
+            if (Buffer.from(raw).toString('hex') !== k) throw new Error('created from other bytes');
+            return o.value;
+          });
+          if (created) {
+            if (got !== o.value) return false;
+            if (size > 0) truth.set(k, o.value);
+          } else if (got !== truth.get(k)) return false;
         } else {
           const got = cache.get(o.key);
           // A hit is always the latest value set for these exact bytes; a miss is allowed (evicted).

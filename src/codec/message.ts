@@ -167,6 +167,30 @@ export function parseTokenBindingMessage(bytes: Uint8Array): TokenBindingMessage
 }
 
 /**
+ * The message nearly every request carries — one binding, no extensions — read at fixed offsets
+ * (RFC 8471 §3): the binding exactly as {@link parseTokenBindingMessage} would return it as the
+ * message's only binding, or `undefined` for any other message, well-formed or not (the full
+ * parser then decides, with its codes). One function with no reader and no bindings array: on a
+ * server taking new connections the parse runs with the CPU caches cold, and each step costs.
+ *
+ * @internal For the verifier; kept equal to the full parser by a property test.
+ */
+export function parseSingleBindingMessage(bytes: Uint8Array): TokenBinding | undefined {
+  const n = bytes.length;
+  if (n < 2 + TOKENBINDINGS_MIN || ((bytes[0]! << 8) | bytes[1]!) !== n - 2) return undefined;
+  // type(1) key_parameters(1) key<1..2^16-1> signature<64..2^16-1> extensions(u16 = 0)
+  const keyLength = (bytes[4]! << 8) | bytes[5]!;
+  const keyEnd = 6 + keyLength;
+  if (keyLength === 0 || keyEnd + 2 > n) return undefined;
+  const signatureLength = (bytes[keyEnd]! << 8) | bytes[keyEnd + 1]!;
+  const signatureEnd = keyEnd + 2 + signatureLength;
+  if (signatureLength < SIGNATURE_MIN || signatureEnd + 2 !== n || bytes[signatureEnd] !== 0 || bytes[signatureEnd + 1] !== 0) return undefined;
+  // The same shapes as readTokenBinding's: one hidden class for every parsed binding.
+  const id: TokenBindingID = { keyParameters: bytes[3]!, key: bytes.subarray(6, keyEnd), raw: bytes.subarray(3, keyEnd) };
+  return { type: bytes[2]!, id, signature: bytes.subarray(keyEnd + 2, signatureEnd), extensions: NO_EXTENSIONS };
+}
+
+/**
  * Parses a bare TokenBindingID (`key_parameters || u16 key_length || key`, RFC 8471 §3), as
  * forwarded by reverse proxies (draft-ietf-tokbind-ttrp) or stored next to a bound token.
  * The result views `bytes`.

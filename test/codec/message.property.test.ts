@@ -7,7 +7,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import { decodeSecTokenBindingHeader, encodeSecTokenBindingHeader, parseSecTokenBindingHeader } from '../../src/codec/header.js';
 import { decodeTokenBindingPublicKey, encodeEcP256PublicKey, encodeRsaPublicKey } from '../../src/codec/keys.js';
-import { createTokenBindingID, encodeTokenBindingMessage, parseTokenBindingID, parseTokenBindingMessage } from '../../src/codec/message.js';
+import { createTokenBindingID, encodeTokenBindingMessage, parseSingleBindingMessage, parseTokenBindingID, parseTokenBindingMessage } from '../../src/codec/message.js';
+import { messageBytesArb, mutated } from '../fuzz/_arbitraries.js';
 import { encodeTokenBindingExtension, parseTokenBindingExtension } from '../../src/codec/extension.js';
 import type { TokenBinding, TokenBindingMessage } from '../../src/codec/types.js';
 import { TokenBindingError } from '../../src/errors.js';
@@ -158,4 +159,42 @@ test('arbitrary keys into decodeTokenBindingPublicKey and parseTokenBindingID: a
     { numRuns: 2000 },
   );
   t.pass();
+});
+
+/** One binding, no extensions: the message the verifier reads at fixed offsets. */
+const singleBytesArb: fc.Arbitrary<Uint8Array> = bindingArb
+  .map((b): TokenBinding => ({ ...b, extensions: [] }))
+  .filter((b) => bindingLength(b) >= 132)
+  .map((b) => encodeTokenBindingMessage({ bindings: [b] }));
+
+test('parseSingleBindingMessage: the full parser’s only binding for a one-binding message without extensions, undefined for any other input', (t) => {
+  let singles = 0;
+  let others = 0;
+  fc.assert(
+    fc.property(fc.oneof(singleBytesArb, mutated(singleBytesArb), messageBytesArb, mutated(messageBytesArb), fc.uint8Array({ maxLength: 400 })), (bytes) => {
+      const single = parseSingleBindingMessage(bytes);
+      const full = accepted(() => parseTokenBindingMessage(bytes));
+      const only = full !== undefined && full.bindings.length === 1 && full.bindings[0]!.extensions.length === 0 ? full.bindings[0]! : undefined;
+      if (only === undefined) {
+        others++;
+        return single === undefined;
+      }
+      singles++;
+      if (single === undefined) return false;
+      // The same fields, as views of the same bytes of the input (as the parser's are).
+      const sameView = (a: Uint8Array, b: Uint8Array) => a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+      return (
+        single.type === only.type &&
+        single.id.keyParameters === only.id.keyParameters &&
+        single.extensions.length === 0 &&
+        Object.keys(single).join() === Object.keys(only).join() &&
+        Object.keys(single.id).join() === Object.keys(only.id).join() &&
+        sameView(single.id.raw, only.id.raw) &&
+        sameView(single.id.key, only.id.key) &&
+        sameView(single.signature, only.signature)
+      );
+    }),
+    { numRuns: 3000 },
+  );
+  t.true(singles > 300 && others > 300, `both kinds reached: ${singles} single, ${others} other`);
 });

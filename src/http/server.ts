@@ -14,18 +14,19 @@ import { TokenBindingError } from '../errors.js';
 import { keepContextsRefusing, refuseRenegotiationOn, withRenegotiationRefused } from '../tls/conditions.js';
 import {
   captureConnectionFacts,
+  captureServerConnection,
   getConnectionContext,
   type ConnectionFacts,
   type ConnectionFactsOptions,
 } from '../tls/connection.js';
-import { inspectClientHellos } from '../tls/inspect.js';
+import { inspectClientHellos, isInspectingClientHellos } from '../tls/inspect.js';
 import { FORWARDED_HEADER_NAMES, isForwardedHeaderName } from './forwarded.js';
 import { watchRenegotiation } from '../tls/renegotiation.js';
 import { recordTlsConditionsUnmet } from './metrics.js';
 import { resolveTokenBindingOptions, type ResolvedTokenBindingOptions, type TokenBindingServerOptions } from './options.js';
 import { rawProblemResponse, sendProblem, sendStreamProblem } from './problem.js';
 import type { TokenBindingResult } from './result.js';
-import { sameVerdictOptions, verifyTokenBindingHeader, type TokenBindingConnectionContext } from './verify.js';
+import { sameVerdictOptions, verdictOnValue, verifyTokenBindingHeader, type TokenBindingConnectionContext } from './verify.js';
 
 declare module 'node:http' {
   interface IncomingMessage {
@@ -137,10 +138,13 @@ const UNAVAILABLE: ConnectionFacts = Object.freeze({
 export function installConnectionTracking(server: TlsServer, options: ResolvedTokenBindingOptions): void {
   if (options.inspectClientHello !== null) inspectClientHellos(server, options.inspectClientHello);
   const capture = captureOptionsOf(options);
+  const inspecting = options.inspectClientHello !== null;
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     let facts: ConnectionFacts;
     try {
-      facts = captureConnectionFacts(socket, capture);
+      // Without ClientHello inspection (this server's or one installed on it separately) there is
+      // no offer to find: the shorter capture (captureServerConnection).
+      facts = inspecting || isInspectingClientHellos(server) ? captureConnectionFacts(socket, capture) : captureServerConnection(socket, capture);
     } catch {
       // Closed between the handshake and this listener: nothing will be served on it.
       return;
@@ -289,9 +293,11 @@ function evaluateValues(
   connection: TLSSocket | ServerHttp2Session | undefined,
   options: ResolvedTokenBindingOptions,
 ): TokenBindingResult | null | TokenBindingError {
+  // A stream whose session is already gone has no connection left to verify against.
+  const context = connection === undefined ? { facts: UNAVAILABLE } : connectionContext(connection);
+  // One value (nearly every request): its verdict, returned rather than thrown.
+  if (values !== undefined && values.length === 1) return verdictOnValue(values[0]!, context, options);
   try {
-    // A stream whose session is already gone has no connection left to verify against.
-    const context = connection === undefined ? { facts: UNAVAILABLE } : connectionContext(connection);
     return verifyTokenBindingHeader(values, context, options);
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;

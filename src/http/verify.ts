@@ -3,10 +3,10 @@
  */
 import { decodeSecTokenBindingHeaderTransient } from '../codec/header.js';
 import { keyParametersName } from '../codec/keyparams.js';
-import { parseTokenBindingMessage } from '../codec/message.js';
+import { parseSingleBindingMessage, parseTokenBindingMessage } from '../codec/message.js';
 import type { KeyParametersName, TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
-import { verifyTokenBinding } from '../crypto/verify.js';
+import { checkEkm, verifyParsedTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
 import {
   acceptedKeyParameters,
@@ -80,7 +80,7 @@ function fail(code: TokenBindingErrorCode, cause?: Record<string, unknown>): Tok
   return new TokenBindingError(code, undefined, cause);
 }
 
-/** The one header value, or undefined; more than one (or a comma-joined list) is a duplicate. */
+/** The one header value, or undefined; more than one is a duplicate (a comma-joined list: see verdictOnValue). */
 function singleValue(values: string | readonly string[] | undefined): string | undefined {
   let value: string | undefined;
   if (typeof values === 'string') value = values;
@@ -91,9 +91,14 @@ function singleValue(values: string | readonly string[] | undefined): string | u
     value = values[0];
     if (typeof value !== 'string') throw new TypeError('header values must be strings');
   } else throw new TypeError('values must be a string, an array of strings or undefined');
-  // Node joins repeated unknown headers with ', '; base64url never holds a comma.
-  if (value.includes(',')) throw fail('ERR_TB_HEADER_DUPLICATE', { field: 'Sec-Token-Binding', expected: 1, actual: 'comma-joined list' });
+  // A comma-joined list (one string) is recognised on its refusal: verdictOnValue.
   return value;
+}
+
+/** `list.includes(k)` as a plain loop: the lists hold one to three entries, and the builtin is cold on a new connection. */
+function includes(list: readonly number[], k: number): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i] === k) return true;
+  return false;
 }
 
 /** A message that passed every structural check: what its signatures must vouch for. */
@@ -114,7 +119,14 @@ interface CheckedMessage {
  */
 function checkStructure(value: string, accepted: readonly number[], options: ResolvedTokenBindingOptions): CheckedMessage {
   // Decoded into a shared slab: every ID that leaves this module is copied (createVerifiedID).
-  const message = parseTokenBindingMessage(decodeSecTokenBindingHeaderTransient(value, { maxLength: options.maxHeaderLength }));
+  const bytes = decodeSecTokenBindingHeaderTransient(value, { maxLength: options.maxHeaderLength });
+  const single = parseSingleBindingMessage(bytes);
+  if (single !== undefined && single.type === 0 && includes(accepted, single.id.keyParameters)) {
+    // A provided binding alone, with accepted key parameters: every check below passes (one signature, and
+    // maxSignaturesPerMessage is at least 1).
+    return { provided: single, referred: undefined, others: undefined, signatures: 1 };
+  }
+  const message = parseTokenBindingMessage(bytes);
   let provided: TokenBinding | undefined;
   let referred: TokenBinding | undefined;
   let others: TokenBinding[] | undefined;
@@ -155,13 +167,15 @@ function checkStructure(value: string, accepted: readonly number[], options: Res
 function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: ResolvedTokenBindingOptions): TokenBindingResult {
   const { provided, referred, others } = message;
   const backend = options.backend;
-  if (!verifyTokenBinding(provided, ekm, backend)) {
+  // The EKM is the caller's (or its facts'): checked once here; the bindings are the parser's.
+  checkEkm(ekm);
+  if (!verifyParsedTokenBinding(provided, ekm, backend)) {
     throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided', keyParameters: keyParametersName(provided.id.keyParameters) });
   }
-  if (referred !== undefined && !verifyTokenBinding(referred, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
+  if (referred !== undefined && !verifyParsedTokenBinding(referred, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'referred' });
   if (others !== undefined) {
     for (const other of others) {
-      if (!verifyTokenBinding(other, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'other', type: other.type });
+      if (!verifyParsedTokenBinding(other, ekm, backend)) throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'other', type: other.type });
     }
   }
 
@@ -215,7 +229,11 @@ function evaluate(
     verdict = markIfReplayed(message.provided.signature, err);
   }
   // Beside the verdicts other configurations reached for this value; under this caller's cap.
-  if (state != null) rememberVerification(state, value, withVerdict(entry, options, verdict), options.maxDistinctMessages);
+  if (state != null) {
+    // The first configuration to judge this value (nearly always): nothing to keep beside it.
+    const head: CacheEntry = entry === undefined ? { options, verdict } : withVerdict(entry, options, verdict);
+    rememberVerification(state, value, head, options.maxDistinctMessages);
+  }
   return verdict;
 }
 
@@ -231,12 +249,12 @@ function rejectedKeyParameters(err: TokenBindingError): KeyParametersName | numb
   return typeof named === 'string' || typeof named === 'number' ? (named as KeyParametersName | number) : undefined;
 }
 
-/** Settles one verdict: counts it, publishes it, returns or throws it. */
-function settle(verdict: CachedVerdict, started: number, cached: boolean): TokenBindingResult {
+/** Settles one verdict: counts it, publishes it, returns it. */
+function settle(verdict: CachedVerdict, started: number, cached: boolean): CachedVerdict {
   const durationNs = started === 0 ? 0 : nowNs() - started;
   if (verdict instanceof TokenBindingError) {
     recordVerification('rejected', durationNs, cached, verdict.code, rejectedKeyParameters(verdict), isReplayed(verdict));
-    throw verdict;
+    return verdict;
   }
   recordVerification('accepted', durationNs, cached, undefined, verdict.provided.keyParameters);
   return verdict;
@@ -319,6 +337,24 @@ export function verifyTokenBindingHeader(
     return null;
   }
 
+  const verdict = verdictOnValue(value, connection, resolved);
+  if (verdict instanceof TokenBindingError) throw verdict;
+  return verdict;
+}
+
+/**
+ * The verdict on one present header value (what {@link verifyTokenBindingHeader} returns or
+ * throws), counted and published: returned, not thrown, so a server's request path needs no
+ * `try`. `options` are resolved already.
+ *
+ * @throws {TypeError} on API misuse only
+ * @internal Shared with the servers' request path, which has the value from the raw headers.
+ */
+export function verdictOnValue(
+  value: string,
+  connection: TokenBindingConnection | TokenBindingConnectionContext,
+  options: ResolvedTokenBindingOptions,
+): TokenBindingResult | TokenBindingError {
   // Cache hits are timed only for a subscriber: a hit is a Map lookup, the clock would double it.
   const listening = hasVerifySubscribers();
   let started = listening ? nowNs() : 0;
@@ -326,21 +362,41 @@ export function verifyTokenBindingHeader(
   let verdict: CachedVerdict;
   try {
     // Connection-level refusals first: they are cheap and never take a cache slot.
-    const { ekm, accepted, state } = usable(connection, resolved);
-    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value, resolved.maxDistinctMessages);
+    let ekm: Uint8Array;
+    let accepted: readonly number[];
+    let state: ConnectionState | null | undefined;
+    if (isContext(connection)) {
+      const facts = connection.facts;
+      accepted = usableFacts(facts, options);
+      ekm = facts.ekm!;
+      state = connection.state;
+    } else {
+      accepted = usableNegotiated(connection);
+      ekm = connection.ekm;
+      state = null;
+    }
+    const entry = state == null ? undefined : lookupVerification<CacheEntry>(state, value, options.maxDistinctMessages);
     // Same value, same connection, same configuration: the same verdict. Another configuration
     // (a second adapter on the connection) verifies afresh and keeps its verdict beside the others.
-    const hit = cachedVerdict(entry, resolved);
+    const hit = cachedVerdict(entry, options);
     if (hit !== undefined) {
       cached = true;
       verdict = hit;
     } else {
       if (!listening) started = nowNs();
-      verdict = evaluate(value, ekm, accepted, resolved, state, entry);
+      verdict = evaluate(value, ekm, accepted, options, state, entry);
     }
   } catch (err) {
     if (!(err instanceof TokenBindingError)) throw err;
     verdict = err;
+  }
+  if (verdict instanceof TokenBindingError && value.includes(',')) {
+    // Node joins repeated unknown headers with ', '; base64url never holds a comma, so a value
+    // with one never decodes, takes no slot and spends nothing: its refusal is the duplicate's.
+    // Looked for only here, on a refusal: a valid value is never scanned for it.
+    const duplicate = fail('ERR_TB_HEADER_DUPLICATE', { field: 'Sec-Token-Binding', expected: 1, actual: 'comma-joined list' });
+    recordVerification('rejected', 0, false, duplicate.code);
+    return duplicate;
   }
   return settle(verdict, started, cached);
 }
@@ -359,21 +415,19 @@ export function sameVerdictOptions(a: ResolvedTokenBindingOptions, b: ResolvedTo
   return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
 }
 
+/** The key parameters a caller-described connection accepts, or the refusal. */
+function usableNegotiated(connection: TokenBindingConnection): readonly number[] {
+  const accepted = connection.negotiatedKeyParameters;
+  if (!Array.isArray(accepted)) throw new TypeError('negotiatedKeyParameters must be an array');
+  if (accepted.length === 0) throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'negotiatedKeyParameters' });
+  return accepted;
+}
+
 /**
- * The EKM, accepted key parameters and cache of a connection that may carry Token Binding, or the
- * refusal.
+ * The key parameters this caller may accept on a connection the tls layer described (its EKM is
+ * then `facts.ekm`), or the refusal.
  */
-function usable(
-  connection: TokenBindingConnection | TokenBindingConnectionContext,
-  options: ResolvedTokenBindingOptions,
-): { ekm: Uint8Array; accepted: readonly number[]; state: ConnectionState | null | undefined } {
-  if (!isContext(connection)) {
-    const accepted = connection.negotiatedKeyParameters;
-    if (!Array.isArray(accepted)) throw new TypeError('negotiatedKeyParameters must be an array');
-    if (accepted.length === 0) throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'negotiatedKeyParameters' });
-    return { ekm: connection.ekm, accepted, state: null };
-  }
-  const { facts, state } = connection;
+function usableFacts(facts: ConnectionFacts, options: ResolvedTokenBindingOptions): readonly number[] {
   if (facts === null || typeof facts !== 'object') throw new TypeError('connection.facts must be ConnectionFacts');
   if (!facts.eligible || facts.ekm === null) {
     const reason = facts.ineligibleReason ?? 'ekm-unavailable';
@@ -388,7 +442,7 @@ function usable(
   if (accepted.length === 0) {
     throw fail('ERR_TB_NOT_NEGOTIATED', { field: 'key_parameters', expected: options.keyParameters });
   }
-  return { ekm: facts.ekm, accepted, state };
+  return accepted;
 }
 
 export type { TokenBindingResult, VerifiedID };

@@ -6,11 +6,12 @@
 import type { TLSSocket } from 'node:tls';
 import { types } from 'node:util';
 import { selectTokenBindingParameters } from '../codec/extension.js';
+import { TOKEN_BINDING_EKM_LENGTH } from '../codec/signed-data.js';
 import { TokenBindingError } from '../errors.js';
 import type { ClientHelloInfo } from './client-hello.js';
 import { getClientHelloInfo } from './inspect.js';
 import { tokenBindingConditions } from './conditions.js';
-import { exportTokenBindingKeyingMaterial } from './ekm.js';
+import { TOKEN_BINDING_EXPORTER_LABEL, exportTokenBindingKeyingMaterial } from './ekm.js';
 import { extendedMasterSecretFor } from './session.js';
 import { parentOf, socketSlot } from './socket-slot.js';
 
@@ -65,7 +66,7 @@ export interface ConnectionState {
    * The value looked up last and its result: clients repeat one message on every request of a
    * connection, and comparing against it skips hashing a ~200-character string per request.
    */
-  lastHeader?: string;
+  lastHeader?: string | undefined;
   lastResult?: unknown;
 }
 
@@ -262,16 +263,23 @@ export function acceptedKeyParameters(facts: ConnectionFacts, keyParameters: rea
   return selected;
 }
 
-function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsOptions): ConnectionRecord {
-  const record: ConnectionRecord = {
+function newRecord(facts: ConnectionFacts, options: ConnectionFactsOptions): ConnectionRecord {
+  return {
     facts,
     state: {
       verified: new Map(),
       distinct: 0,
       maxDistinctMessages: options.maxDistinctMessages ?? DEFAULT_MAX_DISTINCT_MESSAGES,
       signatures: 0,
+      // Present from the start: added on the first request, they would change the object's shape then.
+      lastHeader: undefined,
+      lastResult: undefined,
     },
   };
+}
+
+function store(socket: object, facts: ConnectionFacts, options: ConnectionFactsOptions): ConnectionRecord {
+  const record = newRecord(facts, options);
   keep(socket, record);
   const parent = parentOf(socket);
   if (parent !== null) keep(parent, record);
@@ -297,6 +305,48 @@ export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFac
   const protocol = socket.getProtocol();
   if (protocol === null) throw new TypeError('the TLS connection is not secure yet');
   return store(socket, computeFacts(socket, options, protocol), options).facts;
+}
+
+/**
+ * {@link captureConnectionFacts} for a server's own first 'secureConnection' listener on a server
+ * that reads no ClientHellos (so no connection has one to find): the same facts, without the
+ * steps that situation makes redundant. A TLS 1.3 connection that no one captured yet gets its
+ * facts built here: EMS holds, there is no offer, so the negotiated list is the configured one
+ * (frozen once with the server's options). Its socket is a TLSSocket the server made, never a
+ * Proxy, and its `_parent` has a record only if the socket has. Anything else (TLS 1.2, no EKM,
+ * captured already, not secure) goes through {@link captureConnectionFacts}.
+ *
+ * This runs once per connection with the CPU caches cold after the handshake: each lookup it
+ * leaves out costs there.
+ *
+ * @internal `options` must be frozen, checked and have a frozen `keyParameters` (a server's).
+ */
+export function captureServerConnection(socket: TLSSocket, options: ConnectionFactsOptions): ConnectionFacts {
+  const protocol = socket.getProtocol();
+  if (protocol !== 'TLSv1.3' || socket.destroyed || records.get(socket) !== undefined || !Object.isFrozen(options.keyParameters)) {
+    return captureConnectionFacts(socket, options);
+  }
+  let ekm: Uint8Array;
+  try {
+    // @types/node declares `context` required; Node does not, and "no context" is what we need.
+    ekm = (socket.exportKeyingMaterial as (length: number, label: string) => Buffer).call(socket, TOKEN_BINDING_EKM_LENGTH, TOKEN_BINDING_EXPORTER_LABEL);
+  } catch {
+    return captureConnectionFacts(socket, options);
+  }
+  // The same literal (and so the same hidden class) as computeFacts's for an eligible connection.
+  const facts: ConnectionFacts = Object.freeze({
+    protocol,
+    extendedMasterSecret: true,
+    ekm,
+    eligible: true,
+    clientHello: null,
+    negotiatedKeyParameters: options.keyParameters ?? null,
+  });
+  const record = newRecord(facts, options);
+  records.set(socket, record);
+  const parent = parentOf(socket);
+  if (parent !== null) records.set(parent, record);
+  return facts;
 }
 
 /**
@@ -417,7 +467,8 @@ export function lookupVerification<R = unknown>(state: ConnectionState, header: 
  */
 export function rememberVerification(state: ConnectionState, header: string, result: unknown, maxDistinctMessages?: number): void {
   if (result === undefined) throw new TypeError('result must not be undefined');
-  if (!state.verified.has(header)) {
+  // An empty cache (a connection's first value) holds no entry to find.
+  if (state.verified.size === 0 || !state.verified.has(header)) {
     const cap = capOf(state, maxDistinctMessages);
     if (state.distinct >= cap) throw tooMany(state, cap);
     state.distinct++;

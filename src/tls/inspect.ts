@@ -45,6 +45,16 @@ export function getClientHelloInfo(socket: Socket | TLSSocket): ClientHelloInfo 
 }
 
 /**
+ * Whether {@link inspectClientHellos} was installed on this server: if not, none of its
+ * connections has a ClientHello to find.
+ *
+ * @internal For the servers' connection tracking.
+ */
+export function isInspectingClientHellos(server: NetServer): boolean {
+  return inspected.has(server);
+}
+
+/**
  * Makes a TLS server (tls, https or http2 secure) read each ClientHello before its TLS machinery
  * does, so the client's RFC 8472 `token_binding` offer (and EMS / RI offers) become visible
  * through {@link getClientHelloInfo} and `getConnectionFacts`. Node's TLS cannot send extension 24

@@ -16,7 +16,7 @@ import { TokenBindingError, type TokenBindingErrorCode } from '../../src/errors.
 import { VERIFY_CHANNEL_NAME, type VerifyEvent } from '../../src/http/metrics.js';
 import { resolveTokenBindingOptions } from '../../src/http/options.js';
 import { verifyTokenBindingHeader, type TokenBindingConnectionContext } from '../../src/http/verify.js';
-import type { ConnectionFacts, ConnectionState } from '../../src/tls/connection.js';
+import { rememberVerification, type ConnectionFacts, type ConnectionState } from '../../src/tls/connection.js';
 
 const ekm = new Uint8Array(randomBytes(32));
 const ec = generateTokenBindingKey('ecdsap256');
@@ -95,6 +95,35 @@ test('more than one header, as an array or joined with a comma: ERR_TB_HEADER_DU
   code(t, () => verifyTokenBindingHeader([value, value], plain), 'ERR_TB_HEADER_DUPLICATE');
   code(t, () => verifyTokenBindingHeader(`${value}, ${value}`, plain), 'ERR_TB_HEADER_DUPLICATE');
   t.not(verifyTokenBindingHeader([value], plain), null);
+});
+
+test('a comma-joined value is ERR_TB_HEADER_DUPLICATE whatever else would refuse it, counted once, and spends nothing', (t) => {
+  const value = header(signed(ec, 0));
+  const joined = `${value}, ${value}`;
+  const full = state(1);
+  rememberVerification(full, 'another value', 'kept');
+  const cases: [string, () => unknown][] = [
+    ['a plain connection', () => verifyTokenBindingHeader(joined, plain)],
+    ['nothing negotiated', () => verifyTokenBindingHeader(joined, { ekm, negotiatedKeyParameters: [] })],
+    ['TLS conditions unmet', () => verifyTokenBindingHeader(joined, context({ eligible: false, ineligibleReason: 'no-ems', protocol: 'TLSv1.2' }))],
+    ['no EKM', () => verifyTokenBindingHeader(joined, context({ ekm: null }))],
+    ['the distinct-message cap reached', () => verifyTokenBindingHeader(joined, { facts: facts(), state: full })],
+    ['over the length cap', () => verifyTokenBindingHeader(joined, plain, { maxHeaderLength: 10 })],
+    ['an array of one', () => verifyTokenBindingHeader([joined], plain)],
+  ];
+  for (const [name, fn] of cases) {
+    const events = collect(() => code(t, fn, 'ERR_TB_HEADER_DUPLICATE'));
+    t.deepEqual(
+      events.map((e) => [e.outcome, e.code, e.cached, e.durationNs]),
+      [['rejected', 'ERR_TB_HEADER_DUPLICATE', false, 0]],
+      name,
+    );
+  }
+  const s = state();
+  code(t, () => verifyTokenBindingHeader(joined, { facts: facts(), state: s }), 'ERR_TB_HEADER_DUPLICATE');
+  t.like(s, { distinct: 0 }, 'no slot taken');
+  t.is(s.signatures ?? 0, 0, 'no signature spent');
+  t.is(s.verified.size, 0);
 });
 
 test('structure: no provided, two provided, two referred', (t) => {

@@ -3,6 +3,7 @@
  * is decoded on every request, and the encoder produces IDs and `tbh` values. Pure: no Node APIs.
  */
 import { TokenBindingError } from '../errors.js';
+import { carve } from './slab.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
@@ -79,35 +80,14 @@ export function base64urlDecode(input: string): Uint8Array {
 }
 
 /**
- * Slabs the verifier's decoded headers are carved from. A typed array of more than 64 bytes gets
- * a backing store of its own outside the JavaScript heap, and making one costs ~1–2 µs (measured
- * on Node 20: `new Uint8Array(139)`, the size of one ECDSA message, ~1.9 µs against ~0.07 µs for
- * 64 bytes) plus the collector's work to free it. A view into a shared slab costs ~0.05 µs.
- */
-const SLAB_BYTES = 8192;
-let slab = new ArrayBuffer(SLAB_BYTES);
-let slabUsed = 0;
-
-/**
- * {@link base64urlDecode} into a view of a shared slab instead of an array of its own: for the
- * verifier's per-request decode, whose bytes never leave it (every ID it hands out is copied).
- * Views never overlap and a slab is never reused, only dropped when full, so a view kept by
- * mistake keeps its bytes (and its slab) alive but never sees them change. Not for results
- * handed to callers: the slab's `buffer` holds other requests' bytes.
+ * {@link base64urlDecode} into a view of a shared slab (slab.ts) instead of an array of its own:
+ * for the verifier's per-request decode, whose bytes never leave it (every ID it hands out is
+ * copied). Not for results handed to callers: the view's `buffer` holds other requests' bytes.
  *
  * @internal
  */
 export function base64urlDecodeTransient(input: string): Uint8Array {
-  const n = decodedLength(input);
-  if (n > SLAB_BYTES / 4) return decodeInto(input, new Uint8Array(n));
-  if (slabUsed + n > SLAB_BYTES) {
-    slab = new ArrayBuffer(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const out = new Uint8Array(slab, slabUsed, n);
-  // 8-byte aligned starts, like Node's Buffer pool.
-  slabUsed += (n + 7) & ~7;
-  return decodeInto(input, out);
+  return decodeInto(input, carve(decodedLength(input)));
 }
 
 /** The decoded length of a base64url string, or the coded refusal of a 4n+1 length. */

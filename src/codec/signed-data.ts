@@ -2,6 +2,8 @@
  * RFC 8471 §3.3: the bytes a Token Binding signature covers.
  */
 
+import { carve } from './slab.js';
+
 /** Length of the exported keying material a Token Binding signature covers (RFC 8471 §3.3). */
 export const TOKEN_BINDING_EKM_LENGTH = 32;
 
@@ -19,14 +21,51 @@ export const TOKEN_BINDING_EKM_LENGTH = 32;
  * ```
  */
 export function tokenBindingSignedData(type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
+  tokenBindingSignedDataArguments(type, keyParameters, ekm);
+  const out = new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH);
+  out[0] = type;
+  out[1] = keyParameters;
+  out.set(ekm, 2);
+  return out;
+}
+
+/**
+ * The checks {@link tokenBindingSignedData} makes of its arguments.
+ *
+ * @throws {TypeError} as {@link tokenBindingSignedData}
+ * @internal
+ */
+export function tokenBindingSignedDataArguments(type: number, keyParameters: number, ekm: Uint8Array): void {
   if (!Number.isInteger(type) || type < 0 || type > 255) throw new TypeError('type must be an integer in 0..255');
   if (!Number.isInteger(keyParameters) || keyParameters < 0 || keyParameters > 255) {
     throw new TypeError('keyParameters must be an integer in 0..255');
   }
+  checkTokenBindingEkm(ekm);
+}
+
+/**
+ * The EKM check of {@link tokenBindingSignedData}: a 32-byte Uint8Array.
+ *
+ * @throws {TypeError} otherwise
+ * @internal Also for the verifier, which checks a connection's EKM once per verification.
+ */
+export function checkTokenBindingEkm(ekm: Uint8Array): void {
   if (!(ekm instanceof Uint8Array) || ekm.length !== TOKEN_BINDING_EKM_LENGTH) {
     throw new TypeError(`ekm must be a ${TOKEN_BINDING_EKM_LENGTH}-byte Uint8Array`);
   }
-  const out = new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH);
+}
+
+/**
+ * The signed data of a binding whose `type` and `keyParameters` are bytes already (a parsed
+ * binding, a key's own parameters) and a checked 32-byte EKM, as a view of a shared slab outside
+ * the heap (slab.ts). A 34-byte array of its own would live on the heap, and node:crypto, asking
+ * for its buffer, would move it out of the heap — a backing store allocated per signature made or
+ * checked.
+ *
+ * @internal For the verifier and the signer, which hand it straight to a backend.
+ */
+export function transientSignedData(type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
+  const out = carve(2 + TOKEN_BINDING_EKM_LENGTH);
   out[0] = type;
   out[1] = keyParameters;
   out.set(ekm, 2);

@@ -14,6 +14,9 @@ import { TokenBindingKeyParameters, type TokenBindingID, type TokenBindingPublic
  * P-256), a signature of the wrong length, a signature that does not verify. Only API misuse (an
  * argument that is not a Uint8Array) throws a `TypeError`. The key and the algorithm are taken
  * from `id.raw`, the ID's wire bytes, so a backend's key cache can never disagree with the ID.
+ * tokbind's verifier hands a backend views (their `byteOffset` and `length` matter, not the
+ * whole `buffer`): the signed data and the signature are views of shared slabs whose bytes are
+ * never rewritten, so a backend that keeps them keeps their bytes.
  *
  * @example
  * ```ts

@@ -7,7 +7,7 @@ import { encodeSecTokenBindingHeader } from '../codec/header.js';
 import { encodeEcP256PublicKey, encodeRsaPublicKey } from '../codec/keys.js';
 import { parseKeyParameters } from '../codec/keyparams.js';
 import { createTokenBindingID, encodeTokenBindingMessage } from '../codec/message.js';
-import { tokenBindingSignedData } from '../codec/signed-data.js';
+import { tokenBindingSignedDataArguments, transientSignedData } from '../codec/signed-data.js';
 import {
   TokenBindingKeyParameters,
   TokenBindingType,
@@ -164,7 +164,9 @@ export function signTokenBinding(
   if (typeof key !== 'object' || key === null || !(key.privateKey instanceof KeyObject)) {
     throw new TypeError('key must be a TokenBindingKey');
   }
-  const signature = signData(key, tokenBindingSignedData(type, key.keyParameters, ekm));
+  tokenBindingSignedDataArguments(type, key.keyParameters, ekm);
+  // Outside the heap: a fresh 34-byte array would be moved out of it by node:crypto (slab.ts).
+  const signature = signData(key, transientSignedData(type, key.keyParameters, ekm));
   return { type, id: key.id, signature, extensions };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Signature verification entry points (RFC 8471 §3.3): boolean primitives over a backend.
  */
-import { TOKEN_BINDING_EKM_LENGTH, tokenBindingSignedData } from '../codec/signed-data.js';
+import { tokenBindingSignedDataArguments, transientSignedData } from '../codec/signed-data.js';
 import type { TokenBinding, TokenBindingID } from '../codec/types.js';
 import type { VerificationBackend } from './backend.js';
 import { nodeBackend } from './node-backend.js';
@@ -49,34 +49,19 @@ export function verifyTokenBinding(binding: TokenBinding, ekm: Uint8Array, backe
   if (!(id.raw instanceof Uint8Array) || id.raw[0] !== id.keyParameters) {
     throw new TypeError('binding.id.raw does not match binding.id.keyParameters');
   }
-  return backend.verify(id, tokenBindingSignedData(binding.type, id.keyParameters, ekm), binding.signature);
+  // Checked (type, key parameters, EKM), then built outside the heap (transientSignedData).
+  tokenBindingSignedDataArguments(binding.type, id.keyParameters, ekm);
+  return backend.verify(id, transientSignedData(binding.type, id.keyParameters, ekm), binding.signature);
 }
 
 /**
- * The EKM check {@link tokenBindingSignedData} makes, for callers that then use
- * {@link verifyParsedTokenBinding}.
- *
- * @throws {TypeError} when `ekm` is not a 32-byte Uint8Array
- * @internal
- */
-export function checkEkm(ekm: Uint8Array): void {
-  if (!(ekm instanceof Uint8Array) || ekm.length !== TOKEN_BINDING_EKM_LENGTH) {
-    throw new TypeError(`ekm must be a ${TOKEN_BINDING_EKM_LENGTH}-byte Uint8Array`);
-  }
-}
-
-/**
- * {@link verifyTokenBinding} for a binding the codec's parser made and an EKM {@link checkEkm}
- * passed: the public function's argument checks hold by construction (the parser reads
+ * {@link verifyTokenBinding} for a binding the codec's parser made and an EKM that passed
+ * `checkTokenBindingEkm`: the public function's argument checks hold by construction (the parser reads
  * `key_parameters` and `id.raw[0]` from the same byte, and `type` from one byte), so they are not
  * made again on the per-request path, where each costs with the CPU caches cold.
  *
  * @internal For the verifier.
  */
 export function verifyParsedTokenBinding(binding: TokenBinding, ekm: Uint8Array, backend: VerificationBackend = nodeBackend): boolean {
-  const signedData = new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH);
-  signedData[0] = binding.type;
-  signedData[1] = binding.id.keyParameters;
-  signedData.set(ekm, 2);
-  return backend.verify(binding.id, signedData, binding.signature);
+  return backend.verify(binding.id, transientSignedData(binding.type, binding.id.keyParameters, ekm), binding.signature);
 }

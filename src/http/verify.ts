@@ -6,7 +6,8 @@ import { keyParametersName } from '../codec/keyparams.js';
 import { parseSingleBindingMessage, parseTokenBindingMessage } from '../codec/message.js';
 import type { KeyParametersName, TokenBinding } from '../codec/types.js';
 import { canVerify } from '../crypto/backend.js';
-import { checkEkm, verifyParsedTokenBinding } from '../crypto/verify.js';
+import { checkTokenBindingEkm } from '../codec/signed-data.js';
+import { verifyParsedTokenBinding } from '../crypto/verify.js';
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
 import {
   acceptedKeyParameters,
@@ -168,7 +169,7 @@ function checkSignatures(message: CheckedMessage, ekm: Uint8Array, options: Reso
   const { provided, referred, others } = message;
   const backend = options.backend;
   // The EKM is the caller's (or its facts'): checked once here; the bindings are the parser's.
-  checkEkm(ekm);
+  checkTokenBindingEkm(ekm);
   if (!verifyParsedTokenBinding(provided, ekm, backend)) {
     throw fail('ERR_TB_SIGNATURE_INVALID', { field: 'provided', keyParameters: keyParametersName(provided.id.keyParameters) });
   }

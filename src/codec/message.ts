@@ -7,6 +7,7 @@
  */
 import { TokenBindingError, type TokenBindingErrorCode } from '../errors.js';
 import { base64urlEncode } from './base64url.js';
+import { carve } from './slab.js';
 import type { TokenBinding, TokenBindingExtension, TokenBindingID, TokenBindingMessage } from './types.js';
 
 /**
@@ -346,6 +347,23 @@ export function encodeTokenBinding(binding: TokenBinding): Uint8Array {
  * ```
  */
 export function encodeTokenBindingMessage(message: TokenBindingMessage): Uint8Array {
+  return encodeMessage(message, ownBytes);
+}
+
+/**
+ * {@link encodeTokenBindingMessage} into a view of a shared slab (slab.ts): for a caller that
+ * only encodes the bytes further (the client's header value, once per connection) and keeps
+ * nothing of them.
+ *
+ * @internal
+ */
+export function encodeTokenBindingMessageTransient(message: TokenBindingMessage): Uint8Array {
+  return encodeMessage(message, carve);
+}
+
+const ownBytes = (n: number): Uint8Array => new Uint8Array(n);
+
+function encodeMessage(message: TokenBindingMessage, allocate: (n: number) => Uint8Array): Uint8Array {
   if (typeof message !== 'object' || message === null || !Array.isArray(message.bindings)) {
     throw new TypeError('message.bindings must be an array');
   }
@@ -354,7 +372,7 @@ export function encodeTokenBindingMessage(message: TokenBindingMessage): Uint8Ar
   if (length < TOKENBINDINGS_MIN || length > U16_MAX) {
     throw new TypeError(`tokenbindings must be ${TOKENBINDINGS_MIN}..${U16_MAX} bytes, got ${length}`);
   }
-  const out = new Uint8Array(2 + length);
+  const out = allocate(2 + length);
   out[0] = length >>> 8;
   out[1] = length & 0xff;
   let o = 2;

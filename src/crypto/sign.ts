@@ -6,7 +6,7 @@ import { base64urlDecode } from '../codec/base64url.js';
 import { encodeSecTokenBindingHeader } from '../codec/header.js';
 import { encodeEcP256PublicKey, encodeRsaPublicKey } from '../codec/keys.js';
 import { parseKeyParameters } from '../codec/keyparams.js';
-import { createTokenBindingID, encodeTokenBindingMessage } from '../codec/message.js';
+import { createTokenBindingID, encodeTokenBindingMessage, encodeTokenBindingMessageTransient } from '../codec/message.js';
 import { tokenBindingSignedDataArguments, transientSignedData } from '../codec/signed-data.js';
 import {
   TokenBindingKeyParameters,
@@ -192,11 +192,15 @@ export interface CreateTokenBindingMessageOptions {
  * ```
  */
 export function createTokenBindingMessage(options: CreateTokenBindingMessageOptions): Uint8Array {
+  return encodeTokenBindingMessage({ bindings: signedBindings(options) });
+}
+
+function signedBindings(options: CreateTokenBindingMessageOptions): TokenBinding[] {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { provided, referred, ekm } = options;
   const bindings = [signTokenBinding(provided, TokenBindingType.provided_token_binding, ekm)];
   if (referred !== undefined) bindings.push(signTokenBinding(referred, TokenBindingType.referred_token_binding, ekm));
-  return encodeTokenBindingMessage({ bindings });
+  return bindings;
 }
 
 /**
@@ -210,5 +214,7 @@ export function createTokenBindingMessage(options: CreateTokenBindingMessageOpti
  * ```
  */
 export function createSecTokenBindingHeader(options: CreateTokenBindingMessageOptions): string {
-  return encodeSecTokenBindingHeader(createTokenBindingMessage(options));
+  // The message's bytes only become the header's characters: encoded into a shared slab, not an
+  // array (and backing store) of their own per connection.
+  return encodeSecTokenBindingHeader(encodeTokenBindingMessageTransient({ bindings: signedBindings(options) }));
 }

@@ -8,7 +8,7 @@
  * Pure formatting and parsing: whether a peer may send these headers at all is decided elsewhere
  * (tokbind's servers strip them from every client; `trustProxy` accepts them from a proxy).
  */
-import { base64urlDecode } from '../codec/base64url.js';
+import { base64urlDecodeTransient } from '../codec/base64url.js';
 import { parseTokenBindingID } from '../codec/message.js';
 import { TokenBindingError, type TokenBindingErrorCause } from '../errors.js';
 import { createVerifiedID, tokenBindingResult, type OtherVerifiedBinding, type TokenBindingResult, type VerifiedID } from './result.js';
@@ -114,7 +114,8 @@ function parseEncodedID(value: string, field: string): VerifiedID {
   }
   let bytes: Uint8Array;
   try {
-    bytes = base64urlDecode(value);
+    // Into a shared slab (codec/slab.ts): createVerifiedID copies what it keeps.
+    bytes = base64urlDecodeTransient(value);
   } catch (err) {
     throw malformed({ field, expected: 'unpadded base64url', actual: (err as TokenBindingError).code });
   }

@@ -22,7 +22,11 @@ export const TOKEN_BINDING_EKM_LENGTH = 32;
  */
 export function tokenBindingSignedData(type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
   tokenBindingSignedDataArguments(type, keyParameters, ekm);
-  const out = new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH);
+  return writeSignedData(new Uint8Array(2 + TOKEN_BINDING_EKM_LENGTH), type, keyParameters, ekm);
+}
+
+/** `type || key_parameters || EKM` into `out` (34 bytes). */
+function writeSignedData(out: Uint8Array, type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
   out[0] = type;
   out[1] = keyParameters;
   out.set(ekm, 2);
@@ -65,9 +69,5 @@ export function checkTokenBindingEkm(ekm: Uint8Array): void {
  * @internal For the verifier and the signer, which hand it straight to a backend.
  */
 export function transientSignedData(type: number, keyParameters: number, ekm: Uint8Array): Uint8Array {
-  const out = carve(2 + TOKEN_BINDING_EKM_LENGTH);
-  out[0] = type;
-  out[1] = keyParameters;
-  out.set(ekm, 2);
-  return out;
+  return writeSignedData(carve(2 + TOKEN_BINDING_EKM_LENGTH), type, keyParameters, ekm);
 }

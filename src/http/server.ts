@@ -138,13 +138,12 @@ const UNAVAILABLE: ConnectionFacts = Object.freeze({
 export function installConnectionTracking(server: TlsServer, options: ResolvedTokenBindingOptions): void {
   if (options.inspectClientHello !== null) inspectClientHellos(server, options.inspectClientHello);
   const capture = captureOptionsOf(options);
-  const inspecting = options.inspectClientHello !== null;
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     let facts: ConnectionFacts;
     try {
-      // Without ClientHello inspection (this server's or one installed on it separately) there is
-      // no offer to find: the shorter capture (captureServerConnection).
-      facts = inspecting || isInspectingClientHellos(server) ? captureConnectionFacts(socket, capture) : captureServerConnection(socket, capture);
+      // Without ClientHello inspection (installed above for this server's option, or separately)
+      // there is no offer to find: the shorter capture (captureServerConnection).
+      facts = isInspectingClientHellos(server) ? captureConnectionFacts(socket, capture) : captureServerConnection(socket, capture);
     } catch {
       // Closed between the handshake and this listener: nothing will be served on it.
       return;

@@ -6,12 +6,11 @@
 import type { TLSSocket } from 'node:tls';
 import { types } from 'node:util';
 import { selectTokenBindingParameters } from '../codec/extension.js';
-import { TOKEN_BINDING_EKM_LENGTH } from '../codec/signed-data.js';
 import { TokenBindingError } from '../errors.js';
 import type { ClientHelloInfo } from './client-hello.js';
 import { getClientHelloInfo } from './inspect.js';
 import { tokenBindingConditions } from './conditions.js';
-import { TOKEN_BINDING_EXPORTER_LABEL, exportTokenBindingKeyingMaterial } from './ekm.js';
+import { exportTokenBindingKeyingMaterial } from './ekm.js';
 import { extendedMasterSecretFor } from './session.js';
 import { parentOf, socketSlot } from './socket-slot.js';
 
@@ -323,14 +322,14 @@ export function captureConnectionFacts(socket: TLSSocket, options: ConnectionFac
  */
 export function captureServerConnection(socket: TLSSocket, options: ConnectionFactsOptions): ConnectionFacts {
   const protocol = socket.getProtocol();
-  if (protocol !== 'TLSv1.3' || socket.destroyed || records.get(socket) !== undefined || !Object.isFrozen(options.keyParameters)) {
+  if (protocol !== 'TLSv1.3' || records.get(socket) !== undefined || !Object.isFrozen(options.keyParameters)) {
     return captureConnectionFacts(socket, options);
   }
   let ekm: Uint8Array;
   try {
-    // @types/node declares `context` required; Node does not, and "no context" is what we need.
-    ekm = (socket.exportKeyingMaterial as (length: number, label: string) => Buffer).call(socket, TOKEN_BINDING_EKM_LENGTH, TOKEN_BINDING_EXPORTER_LABEL);
+    ekm = exportTokenBindingKeyingMaterial(socket);
   } catch {
+    // Destroyed, or the export failed: the long way records why.
     return captureConnectionFacts(socket, options);
   }
   // The same literal (and so the same hidden class) as computeFacts's for an eligible connection.
